@@ -1,0 +1,1 @@
+"""Real-time core: configuration, point database, FEPs, events. Imports protocols.base only."""

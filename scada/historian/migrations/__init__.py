@@ -1,0 +1,1 @@
+"""Alembic migrations of the historian schema; run by :func:`scada.historian.db.migrate`."""

@@ -1,0 +1,1 @@
+"""Alembic revision scripts (Alembic loads them by file, this makes them part of the package)."""

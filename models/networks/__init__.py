@@ -1,0 +1,1 @@
+"""Bundled networks (GeoJSON), built by ``python -m models.build_networks``."""

@@ -1,0 +1,1 @@
+"""ADMS applications: functions over a network model and a measurement snapshot."""

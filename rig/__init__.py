@@ -1,0 +1,1 @@
+"""The simulated field: an outstation per configured device, driven from Python or scenarios."""

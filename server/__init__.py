@@ -1,0 +1,1 @@
+"""Composition root: wires adapters, FEPs, point database and applications; the ``pyadms`` CLI."""

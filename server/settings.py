@@ -1,0 +1,179 @@
+"""The server's own configuration file (YAML or TOML).
+
+Contract:
+- :func:`load_settings` reads one file into :class:`ServerSettings`. Relative
+  paths in it (scada configuration files, TLS certificate and key) are taken
+  relative to the file's directory; an absent ``database.url`` means an SQLite
+  file ``pyadms.sqlite`` next to it.
+- Errors raise :class:`scada.config.ConfigError`, each issue naming the file
+  and the dotted key (``api.port``), like the scada configuration's errors.
+- ``ServerSettings()`` (no file) is valid: no scada files, a temporary
+  historian, the API on 127.0.0.1:8080 without TLS. :class:`server.wiring.ControlCentre`
+  uses it when given no settings.
+
+Example::
+
+    scada: [field.yaml]
+    database: {url: "postgresql+psycopg://scada@db/pyadms"}
+    api: {host: 0.0.0.0, port: 8443, tls_cert: cert.pem, tls_key: key.pem}
+    control: {select_timeout_s: 30}
+    historian: {flush_interval_s: 1.0}
+    users: {admin: admin, admin_password_env: PYADMS_ADMIN_PASSWORD}
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scada.config import ConfigError, ConfigIssue
+
+__all__ = [
+    "ApiSettings",
+    "ControlSettings",
+    "DatabaseSettings",
+    "HistorianSettings",
+    "ServerSettings",
+    "UserSettings",
+    "load_settings",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Strict):
+    #: SQLAlchemy URL: ``sqlite:///path`` or ``postgresql+psycopg://user@host/db``;
+    #: None: ``pyadms.sqlite`` beside the settings file (a temporary file without one)
+    url: str | None = None
+    #: PostgreSQL schema for every table (created if missing)
+    db_schema: str | None = Field(default=None, alias="schema")
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: PEM files; both or neither (HTTPS and WSS when given)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: a login's bearer token expires this long after it was issued
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    #: consoles get point, alarm and topology changes batched over this period
+    push_interval_s: float = Field(default=0.1, gt=0, le=5)
+    #: batches kept for consoles that reconnect and resume
+    resume_batches: int = Field(default=600, ge=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        return self
+
+
+class ControlSettings(_Strict):
+    #: an operator's selection is released after this long without execute
+    select_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class HistorianSettings(_Strict):
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    snapshot_period_s: float = Field(default=300.0, gt=0)
+    #: customers supplied by each breaker status point (automatic outage records)
+    breaker_customers: dict[str, int] = Field(default_factory=dict)
+    #: customers served by the whole system, for the reliability indices
+    customers_served: int | None = Field(default=None, gt=0)
+
+
+class UserSettings(_Strict):
+    #: the account created on first start, when the users table is empty
+    admin: str = Field(default="admin", min_length=1, max_length=100)
+    #: environment variable holding its password; unset: one is generated and printed once
+    admin_password_env: str = "PYADMS_ADMIN_PASSWORD"  # noqa: S105 - a variable name
+    #: argon2id cost of password hashes (argon2-cffi's defaults; lower only for tests)
+    hash_time_cost: int = Field(default=3, ge=1, le=20)
+    hash_memory_kib: int = Field(default=65536, ge=1024, le=4 * 1024 * 1024)
+
+
+class ServerSettings(_Strict):
+    """Everything ``pyadms server`` needs besides the scada configuration itself."""
+
+    #: scada configuration files (templates and devices), merged in order
+    scada: list[Path] = Field(default_factory=list)
+    database: DatabaseSettings = DatabaseSettings()
+    api: ApiSettings = ApiSettings()
+    control: ControlSettings = ControlSettings()
+    historian: HistorianSettings = HistorianSettings()
+    users: UserSettings = UserSettings()
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        return tomllib.loads(text)
+    return yaml.safe_load(text) or {}
+
+
+def _resolve(base: Path, p: Path | None) -> Path | None:
+    return None if p is None or p.is_absolute() else base / p
+
+
+def load_settings(path: str | Path) -> ServerSettings:
+    """Read and validate a server configuration file; raise :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        raw = _read(file)
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(file), "file not found")]) from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        kind = file.suffix.lstrip(".") or "YAML"
+        raise ConfigError([ConfigIssue(str(file), f"not valid {kind}: {exc}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigIssue(str(file), "the top level must be a mapping")])
+    if "templates" in raw or "devices" in raw:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(file),
+                    "this is a scada configuration (templates, devices), not a server "
+                    "configuration: list it under 'scada:' in one, or use --scada",
+                )
+            ]
+        )
+    try:
+        settings = ServerSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            [
+                ConfigIssue(str(file), e["msg"], key=".".join(str(p) for p in e["loc"]) or None)
+                for e in exc.errors()
+            ]
+        ) from None
+    base = file.resolve().parent
+    api = settings.api.model_copy(
+        update={
+            "tls_cert": _resolve(base, settings.api.tls_cert) or settings.api.tls_cert,
+            "tls_key": _resolve(base, settings.api.tls_key) or settings.api.tls_key,
+        }
+    )
+    issues = [
+        ConfigIssue(str(file), f"file not found: {p}", key=f"api.{key}")
+        for key, p in (("tls_cert", api.tls_cert), ("tls_key", api.tls_key))
+        if p is not None and not p.is_file()
+    ]
+    if issues:
+        raise ConfigError(issues)
+    database = settings.database
+    if database.url is None:
+        database = database.model_copy(update={"url": f"sqlite:///{base / 'pyadms.sqlite'}"})
+    return settings.model_copy(
+        update={
+            "scada": [_resolve(base, p) or p for p in settings.scada],
+            "api": api,
+            "database": database,
+        }
+    )

@@ -230,17 +230,20 @@ def _server_settings(args: argparse.Namespace) -> Any:
         api = api.model_copy(update={"host": args.host})
     if args.port is not None:
         api = api.model_copy(update={"port": args.port})
-    return settings.model_copy(update={"api": api})
+    network = args.network if args.network is not None else settings.network
+    return settings.model_copy(update={"api": api, "network": network})
 
 
 def cmd_server(args: argparse.Namespace) -> int:
     from server.api import ApiServer, create_app
+    from server.api.network import install_network
     from server.wiring import ControlCentre
 
     settings = _server_settings(args)
     cc = ControlCentre.from_settings(settings)
+    app = create_app(cc)
     api = ApiServer(
-        create_app(cc),
+        app,
         settings.api.host,
         settings.api.port,
         tls_cert=settings.api.tls_cert,
@@ -257,6 +260,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     async def run() -> int:
         cc.events.subscribe(lambda e: print(f"event: {e.kind} {e.device or ''} {e.message}"))
         await cc.start()
+        service = install_network(app) if cc.network is not None else None
         try:
             if cc.bootstrap_password is not None:
                 print(
@@ -284,6 +288,8 @@ def cmd_server(args: argparse.Namespace) -> int:
             finally:
                 await api.stop()
         finally:
+            if service is not None:
+                service.close()
             await cc.stop()
         return 0
 
@@ -443,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="with --scada: historian URL (sqlite:///path or postgresql+psycopg://...); "
         "default: a temporary SQLite file, removed on exit",
+    )
+    server.add_argument(
+        "--network",
+        metavar="NAME_OR_FILE",
+        help="network model (bundled name or file) for topology, interlocks and ADMS "
+        "(overrides the configuration's 'network')",
     )
     server.add_argument("--host", help="API address (overrides the configuration)")
     server.add_argument("--port", type=int, help="API port (overrides the configuration)")

@@ -50,7 +50,9 @@ async def _serve(network: str, port: int, running: _Running) -> None:
     grid = GridSimulator(model, cfg, GridOptions(noise_pct=0.5, time_scale=60))
     await grid.start()
     cc = ControlCentre(
-        grid.field.resolved_config(), settings=ServerSettings(api=ApiSettings(port=port))
+        grid.field.resolved_config(),
+        settings=ServerSettings(api=ApiSettings(port=port)),
+        network=load_network(network),
     )
     await cc.start()
     running.cc, running.devices = cc, len(cfg.devices)
@@ -59,7 +61,7 @@ async def _serve(network: str, port: int, running: _Running) -> None:
     try:
         await asyncio.to_thread(cc.users.create, DEMO_USER, DEMO_PASSWORD, Role.OPERATOR)
         app = create_app(cc)
-        service = install_network(app, load_network(network))
+        service = install_network(app)
         api = ApiServer(app, "127.0.0.1", port)
         await api.start()
         running.url = f"http://127.0.0.1:{api.port}"

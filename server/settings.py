@@ -14,6 +14,7 @@ Contract:
 Example::
 
     scada: [field.yaml]
+    network: mv_oberrhein          # a bundled network's name or a model file (optional)
     database: {url: "postgresql+psycopg://scada@db/pyadms"}
     api: {host: 0.0.0.0, port: 8443, tls_cert: cert.pem, tls_key: key.pem}
     control: {select_timeout_s: 30}
@@ -104,6 +105,9 @@ class ServerSettings(_Strict):
 
     #: scada configuration files (templates and devices), merged in order
     scada: list[Path] = Field(default_factory=list)
+    #: the network model (a bundled network's name or a model file) for topology,
+    #: interlocks and the ADMS applications; None: SCADA only
+    network: str | None = None
     database: DatabaseSettings = DatabaseSettings()
     api: ApiSettings = ApiSettings()
     control: ControlSettings = ControlSettings()
@@ -170,9 +174,13 @@ def load_settings(path: str | Path) -> ServerSettings:
     database = settings.database
     if database.url is None:
         database = database.model_copy(update={"url": f"sqlite:///{base / 'pyadms.sqlite'}"})
+    network = settings.network
+    if network is not None and (base / network).is_file():
+        network = str(base / network)
     return settings.model_copy(
         update={
             "scada": [_resolve(base, p) or p for p in settings.scada],
+            "network": network,
             "api": api,
             "database": database,
         }

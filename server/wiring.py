@@ -6,6 +6,10 @@ Contract:
   the FEP (protocol adapters by device protocol), the alarm manager, the
   historian with its archiver, the control service, the user store and the
   push hub for consoles. The API (:mod:`server.api`) is served on top of it.
+- With a network model (``network=`` or settings ``network``) it also keeps
+  :attr:`ControlCentre.topology`, a :class:`~server.topology.TopologyFeed`
+  over the model synced from the point database at start; without one both
+  are None (SCADA only).
 - Without settings (tests, the demo) the historian is a temporary SQLite file
   removed on :meth:`ControlCentre.stop`; the same components run either way.
 - Every command through the FEP, from the control service or not, is first
@@ -32,6 +36,9 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
+from models.loader import load_network
+from models.network import NetworkModel
+from models.topology import TopologyProcessor
 from protocols.base import (
     LinkListener,
     LinkSpec,
@@ -50,6 +57,7 @@ from scada.pointdb import PointDB
 from server.auth import UserStore
 from server.push import PushHub
 from server.settings import ServerSettings, load_settings
+from server.topology import TopologyFeed
 
 __all__ = ["ControlCentre", "master_factory"]
 
@@ -78,8 +86,15 @@ class ControlCentre:
         config: ScadaConfig,
         config_paths: Sequence[str | Path] = (),
         settings: ServerSettings | None = None,
+        network: NetworkModel | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
+        if network is None and self.settings.network is not None:
+            network = load_network(self.settings.network)
+        #: the network model (GIS-derived), None for a SCADA-only server
+        self.network = network
+        #: the live topology of :attr:`network`, from :meth:`start` on
+        self.topology: TopologyFeed | None = None
         self.config_paths = [Path(p) for p in config_paths]
         self.pointdb = PointDB(capacity=max(1024, config.point_count))
         self.events = EventLog()
@@ -150,8 +165,15 @@ class ControlCentre:
         await self.alarms.start()
         await self.push.start()
         await self.fep.start(self._initial)
+        if self.network is not None:
+            self.topology = TopologyFeed(
+                TopologyProcessor(self.network), self.pointdb, self._initial
+            )
+            self.topology.sync()
 
     async def stop(self) -> None:
+        if self.topology is not None:
+            self.topology.close()
         await self.fep.stop()
         await self.push.stop()
         await self.alarms.close()

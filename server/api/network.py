@@ -1,13 +1,14 @@
 """The network model and its live topology for consoles: ``/api/network`` and ``/api/topology``.
 
 Contract:
-- :func:`install_network` gives an application made by
-  :func:`server.api.create_app` a network model and the
-  :class:`~server.topology.TopologyFeed` that keeps the model's topology in
-  step with the switch status points (made from the running configuration
-  and synced when not given). Call it on the event loop, after
-  :meth:`server.wiring.ControlCentre.start`. Without it both routes answer
-  404 naming what is missing.
+- :func:`install_network` serves the control centre's network model
+  (:attr:`server.wiring.ControlCentre.network`) and its live topology
+  (:attr:`~server.wiring.ControlCentre.topology`, the
+  :class:`~server.topology.TopologyFeed` that keeps the model in step with
+  the switch status points) from an application made by
+  :func:`server.api.create_app`. Call it on the event loop, after
+  :meth:`server.wiring.ControlCentre.start`. Without it (a SCADA-only
+  server) both routes answer 404 naming what is missing.
 - ``GET /api/network`` (viewer): the model as a GeoJSON FeatureCollection in
   the schema of ``models/GEOJSON.md``: every feature with its id, kind,
   geometry, feeder, normal state (``normal_open``) and ``closed`` as it was
@@ -46,7 +47,7 @@ from models.binding import BindingError, parse_element
 from models.errors import UnknownElementError
 from models.gis_export import to_feature_collection
 from models.network import NetworkModel
-from models.topology import TopologyChange, TopologyProcessor, TopologyState
+from models.topology import TopologyChange, TopologyState
 from server.api.deps import ApiContext, Viewer
 from server.topology import TopologyFeed
 
@@ -107,11 +108,10 @@ class _Pending:
 class NetworkService:
     """A network model, its live topology, and the JSON views consoles get."""
 
-    def __init__(self, ctx: ApiContext, model: NetworkModel, feed: TopologyFeed, owned: bool):
+    def __init__(self, ctx: ApiContext, model: NetworkModel, feed: TopologyFeed):
         self.ctx = ctx
         self.model = model
         self.feed = feed
-        self._owned = owned
         self._loop = asyncio.get_running_loop()
         self._terminals = _terminals(model)
         self._lock = threading.Lock()
@@ -207,11 +207,9 @@ class NetworkService:
         self.ctx.cc.push.publish_topology(delta)
 
     def close(self) -> None:
-        """Stop publishing; close the feed if this service made it."""
+        """Stop publishing (the feed is the control centre's)."""
         if self._on_change in self.feed.listeners:
             self.feed.listeners.remove(self._on_change)
-        if self._owned:
-            self.feed.close()
         if self.ctx.cc.push.topology_snapshot == self.view:
             self.ctx.cc.push.topology_snapshot = None
 
@@ -233,24 +231,13 @@ def _element_state(
     return {"energised": energised, "earthed": earthed, "feeder": feeder}
 
 
-def install_network(
-    app: FastAPI, model: NetworkModel, feed: TopologyFeed | None = None
-) -> NetworkService:
-    """Serve ``model`` and its live topology from ``app``; see the module docstring.
-
-    Without ``feed`` one is made over ``model`` (whose switch states it then
-    keeps live) from the running configuration, synced, and closed by
-    :meth:`NetworkService.close`.
-    """
+def install_network(app: FastAPI) -> NetworkService:
+    """Serve the control centre's network and live topology from ``app`` (module docstring)."""
     ctx: ApiContext = app.state.ctx
-    owned = feed is None
-    if feed is None:
-        config = ctx.cc.fep.config
-        if config is None:
-            raise RuntimeError("install_network: start the control centre first (no configuration)")
-        feed = TopologyFeed(TopologyProcessor(model), ctx.cc.pointdb, config)
-        feed.sync()
-    service = NetworkService(ctx, model, feed, owned)
+    model, feed = ctx.cc.network, ctx.cc.topology
+    if model is None or feed is None:
+        raise RuntimeError("install_network: the control centre has no network model (started?)")
+    service = NetworkService(ctx, model, feed)
     app.state.network = service
     ctx.cc.push.topology_snapshot = service.view
     log.info(

@@ -107,7 +107,10 @@ class LiveServer:
             historian=HistorianSettings(flush_interval_s=0.1, customers_served=5000),
             users=UserSettings(hash_time_cost=1, hash_memory_kib=8192),
         )
-        cc = ControlCentre(grid.field.resolved_config(), settings=settings)
+        # the control centre's topology follows a model of its own, not the rig's
+        cc = ControlCentre(
+            grid.field.resolved_config(), settings=settings, network=load_network(self.network)
+        )
         await cc.start()
         self.cc = cc
         try:
@@ -119,8 +122,7 @@ class LiveServer:
                     raise TimeoutError("not every device connected")
                 await asyncio.sleep(0.05)
             app = create_app(cc)
-            # the control centre's topology follows a model of its own, not the rig's
-            self.service = install_network(app, load_network(self.network))
+            self.service = install_network(app)
             await self.start_api(app)
             self._ready.set()
             await self._stop.wait()

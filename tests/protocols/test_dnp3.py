@@ -368,10 +368,9 @@ async def test_unsolicited_events_are_accepted() -> None:
     async with running_pair(initial=set_all, unsolicited=True, scan_period_s=60) as pair:
         rec = pair.recorder
         await wait_for(lambda: rec.seen(SWITCH.handle, 1), 5, "integrity")
-        elapsed = time.monotonic()
         pair.outstation.update(SWITCH.handle, 0)
-        await wait_for(lambda: rec.seen(SWITCH.handle, 0), 2, "unsolicited event")
-        assert time.monotonic() - elapsed < 2
+        # well before the next event poll (60 s): it came unsolicited
+        await wait_for(lambda: rec.seen(SWITCH.handle, 0), 15, "unsolicited event")
         assert rec.latest[SWITCH.handle].source_time is None  # default event variation g2v1
 
 

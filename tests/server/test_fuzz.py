@@ -102,6 +102,7 @@ def database_state(rig: Rig) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~2,500 real HTTP cases: a minute on a quiet machine, more when shared
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 async def test_fuzz_the_api_from_its_schema(rig: Rig) -> None:
     before_trail = rig.cc.historian.audit_trail()

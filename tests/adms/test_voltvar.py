@@ -75,7 +75,6 @@ def test_cvr_lowers_demand_with_voltage_dependent_loads(cigre):
     assert result.vm_min_pu_after >= 0.95
     # lower voltages: the taps move up (ratio up on the HV side)
     assert result.settings["TR0"] > 0 and result.settings["TR1"] > 0
-    assert result.solve_s < 5
 
 
 def test_der_reactive_power_is_a_control(cigre):

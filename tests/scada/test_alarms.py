@@ -361,17 +361,15 @@ def test_reload_keeps_state_of_unchanged_points() -> None:
     ]
 
 
-def test_vectorised_flood_is_fast() -> None:
+def test_vectorised_flood_raises_every_alarm() -> None:
+    # its rate is `pyadms bench alarms`' figure, not a timed test
     n = 20_000
     r = Rig([analog(f"D{i // 100}.P{i % 100}", high=10.0) for i in range(n)])
     h = np.arange(n, dtype=np.int64)
     zeros = np.zeros(n, np.uint32)
-    t0 = time.perf_counter()
     r.db.apply(h, np.full(n, 5.0), zeros, np.full(n, np.nan), np.full(n, 1.0))
     r.db.apply(h, np.full(n, 20.0), zeros, np.full(n, np.nan), np.full(n, 2.0))
-    took = time.perf_counter() - t0
     assert len(r.transitions(Transition.RAISED)) == n
-    assert took < 2.0, f"{n} alarms took {took:.2f} s"
     assert math.isclose(r.alarms.alarms()[0].value or 0, 20.0)
 
 

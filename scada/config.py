@@ -16,10 +16,19 @@ per point of every device, named ``<device>.<suffix>``. Templates keep the
 config small: 90,000 points on 3,000 devices are ~30 templates plus a device
 list, and a point or device entry may use ``repeat`` / ``count`` to stamp out
 numbered copies.
+
+Model elements: a template point's ``element`` may hold placeholders,
+``switch:{cb}`` or ``line:{feeder}:from``, that each device fills from its
+``elements`` mapping (``elements: {cb: SW12, feeder: L3}``), so devices of
+one kind share a template while measuring different parts of the network. A
+placeholder a device does not fill is an error naming the device, point and
+key ``elements.<name>``; :meth:`ScadaConfig.device_points` yields points with
+their elements filled in.
 """
 
 from __future__ import annotations
 
+import string
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -157,7 +166,8 @@ class PointTemplate(_Strict):
     control: ControlConfig | None = None
     #: suffix of the point whose value confirms a command (default: this point)
     checkback: str | None = None
-    #: model element this point measures or controls, e.g. "switch:S12" or "line:L3:from"
+    #: model element this point measures or controls, e.g. "switch:S12" or "line:L3:from";
+    #: ``{name}`` placeholders are filled from the device's ``elements``
     element: str | None = None
     table: ModbusTable | None = None
     dtype: DataType = DataType.UINT16
@@ -250,6 +260,8 @@ class DeviceConfig(_Strict):
     count: int = Field(default=1, ge=1)
     port_step: int = 1
     address_step: int = 0
+    #: fills the ``{name}`` placeholders of its template's point elements (model ids)
+    elements: dict[str, str] = Field(default_factory=dict)
 
     def expand(self) -> Iterator[DeviceConfig]:
         if self.count == 1:
@@ -341,7 +353,8 @@ class ScadaConfig:
         return DevicePoints(
             device,
             tuple(
-                PointConfig(f"{name}.{p.name}", name, p.name, p) for p in template.expanded_points()
+                PointConfig(f"{name}.{p.name}", name, p.name, _filled(p, device.elements))
+                for p in template.expanded_points()
             ),
         )
 
@@ -353,6 +366,20 @@ class ScadaConfig:
     def point_count(self) -> int:
         per_template = {k: len(t.expanded_points()) for k, t in self.templates.items()}
         return sum(per_template[d.template] for d in self.devices.values())
+
+
+def _placeholders(element: str | None) -> list[str]:
+    """The ``{name}`` placeholders of a point's element, in order."""
+    if element is None:
+        return []
+    return [field for _, field, _, _ in string.Formatter().parse(element) if field]
+
+
+def _filled(p: PointTemplate, elements: dict[str, str]) -> PointTemplate:
+    if not _placeholders(p.element):
+        return p
+    assert p.element is not None
+    return p.model_copy(update={"element": p.element.format_map(elements)})
 
 
 def _read(path: Path) -> Any:
@@ -485,7 +512,30 @@ def _cross_check(
                 )
             endpoints[ep] = dname
         issues.extend(_check_addresses(file, dname, device, templates[device.template]))
+        issues.extend(_check_elements(file, dname, device, templates[device.template]))
     return issues
+
+
+def _check_elements(
+    file: str, dname: str, device: DeviceConfig, template: TemplateConfig
+) -> Iterator[ConfigIssue]:
+    for p in template.expanded_points():
+        try:
+            names = _placeholders(p.element)
+        except ValueError as exc:  # an unbalanced brace
+            yield ConfigIssue(
+                file, f"element {p.element!r}: {exc}", device=dname, point=p.name, key="element"
+            )
+            continue
+        for name in names:
+            if name not in device.elements:
+                yield ConfigIssue(
+                    file,
+                    f"element {p.element!r} needs {name!r}, which the device does not give",
+                    device=dname,
+                    point=p.name,
+                    key=f"elements.{name}",
+                )
 
 
 def _check_addresses(

@@ -56,6 +56,50 @@ def test_90000_points_from_templates_and_a_device_list() -> None:
     assert cfg.devices["RTU3000"].port == 22999
 
 
+FEEDER_RTU = {
+    "points": [
+        {
+            "name": "CB",
+            "kind": "double",
+            "address": 1,
+            "element": "switch:{cb}",
+            "control": {"kind": "double", "address": 11},
+        },
+        {"name": "I{i}", "kind": "analog", "address": 100, "repeat": 2, "element": "line:{line}"},
+    ]
+}
+
+
+def test_devices_share_a_template_and_name_their_own_elements() -> None:
+    devices = [
+        {"name": d, "template": "feeder", "protocol": "iec104", "port": 0, "elements": e}
+        for d, e in (("F1", {"cb": "SW1", "line": "L1"}), ("F2", {"cb": "SW7", "line": "L9"}))
+    ]
+    cfg = parse_config([("f.yaml", {"templates": {"feeder": FEEDER_RTU}, "devices": devices})])
+    elements = {p.name: p.template.element for dp in cfg.expand() for p in dp.points}
+    assert elements == {
+        "F1.CB": "switch:SW1",
+        "F1.I1": "line:L1",
+        "F1.I2": "line:L1",
+        "F2.CB": "switch:SW7",
+        "F2.I1": "line:L9",
+        "F2.I2": "line:L9",
+    }
+    assert len(cfg.templates) == 1
+
+
+def test_an_unfilled_element_placeholder_names_device_point_and_key() -> None:
+    devices = [{"name": "F1", "template": "feeder", "protocol": "iec104", "port": 0,
+                "elements": {"cb": "SW1"}}]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        parse_config([("f.yaml", {"templates": {"feeder": FEEDER_RTU}, "devices": devices})])
+    assert issues(err.value) == [
+        f"f.yaml: device 'F1': point 'I{i}': key 'elements.line': element 'line:{{line}}' "
+        "needs 'line', which the device does not give"
+        for i in (1, 2)
+    ]
+
+
 def test_toml_and_split_files(tmp_path: Path) -> None:
     (tmp_path / "templates.yaml").write_text(yaml.safe_dump({"templates": TEMPLATE}))
     (tmp_path / "devices.toml").write_text(

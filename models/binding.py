@@ -33,8 +33,12 @@ Contract:
   the point's unit (MW/kW: P, Mvar/kvar: Q, MVA: S, A/kA: I, kV/V/pu: V);
   :func:`measurand` resolves it and :func:`resolve_bindings` checks a whole
   configuration against a model, so an engineer-edited file is validated too.
-- Elements differ per device, so each device has a template of its own
-  (named like the device); the point shapes come from the built-in templates.
+- Devices share templates (R-ACQ-4): a device's points name their elements
+  through placeholders (``switch:{switch1}``, ``line:{line1}:from``) that
+  the device fills with its ``elements`` mapping, so every device with the
+  same point shapes, protocol addresses, limits and deadbands uses one
+  template. A template used by one device is named like it; a shared one
+  after its device kind (``frtu-lbs-1``, ...).
 - :func:`switch_status_points` and :func:`switch_state` map status points to
   switch states for a :class:`~models.topology.TopologyProcessor`.
 """
@@ -42,6 +46,7 @@ Contract:
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -466,6 +471,38 @@ def _render(p: _Point, alloc: _Addresses, checkback_timeout_s: float) -> dict[st
     return out
 
 
+def _generalise(
+    dev: _Device, points: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A device's template with its model ids as placeholders, and the ids that fill them.
+
+    Ids are numbered per table in order of appearance (``switch1``, ``line1``,
+    ``line2``); descriptions name them through the same placeholders.
+    """
+    elements: dict[str, str] = {}
+    slot_of: dict[str, str] = {}
+    per_table: dict[str, int] = {}
+    for p in points:
+        table, gid, *rest = str(p["element"]).split(":")
+        if gid not in slot_of:
+            per_table[table] = per_table.get(table, 0) + 1
+            slot_of[gid] = f"{table}{per_table[table]}"
+            elements[slot_of[gid]] = gid
+        p["element"] = ":".join([table, "{" + slot_of[gid] + "}", *rest])
+    # longest ids first, so an id inside another (SW1 in SW12) is not replaced within it
+    by_length = sorted(slot_of, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(g) for g in by_length)) if by_length else None
+
+    def generic(text: str) -> str:
+        text = text.replace("{", "{{").replace("}", "}}")
+        return text if pattern is None else pattern.sub(lambda m: "{" + slot_of[m[0]] + "}", text)
+
+    for p in points:
+        if "description" in p:
+            p["description"] = generic(p["description"])
+    return {"description": generic(dev.description), "points": points}, elements
+
+
 # ------------------------------------------------------------------ binding
 @dataclass
 class _Device:
@@ -854,19 +891,35 @@ def bind(model: NetworkModel, options: BindingOptions | None = None) -> dict[str
             f"base_port {opts.base_port} + {len(devices)} devices must stay within 1..{MAX_PORT}",
             field="base_port",
         )
+    shapes: dict[str, list[int]] = {}  # template document (JSON) -> devices using it
+    generic: list[tuple[dict[str, Any], dict[str, str]]] = []
+    for n, dev in enumerate(devices):
+        alloc = _Addresses(_protocol(dev, opts))
+        rendered = [_render(p, alloc, opts.checkback_timeout_s) for p in dev.points]
+        template, elements = _generalise(dev, rendered)
+        generic.append((template, elements))
+        shapes.setdefault(json.dumps([_protocol(dev, opts), template], sort_keys=True), []).append(
+            n
+        )
+    template_of: dict[int, str] = {}
     templates: dict[str, Any] = {}
+    per_kind: dict[str, int] = {}
+    for users in shapes.values():
+        first = devices[users[0]]
+        if len(users) == 1:
+            name = first.name
+        else:
+            per_kind[first.kind] = per_kind.get(first.kind, 0) + 1
+            name = f"{first.kind}-{per_kind[first.kind]}"
+        templates[name] = generic[users[0]][0]
+        template_of.update(dict.fromkeys(users, name))
     device_docs: list[dict[str, Any]] = []
     for n, dev in enumerate(devices):
         protocol = _protocol(dev, opts)
-        alloc = _Addresses(protocol)
-        templates[dev.name] = {
-            "description": dev.description,
-            "points": [_render(p, alloc, opts.checkback_timeout_s) for p in dev.points],
-        }
         device_docs.append(
             {
                 "name": dev.name,
-                "template": dev.name,
+                "template": template_of[n],
                 "protocol": protocol,
                 "host": opts.host,
                 "port": opts.base_port + n if opts.base_port else 0,
@@ -875,6 +928,7 @@ def bind(model: NetworkModel, options: BindingOptions | None = None) -> dict[str
                 "scan_period_s": opts.scan_period_s,
                 "timeout_s": opts.timeout_s,
                 "integrity_period_s": opts.integrity_period_s,
+                "elements": generic[n][1],
             }
         )
     doc = {"templates": templates, "devices": device_docs}

@@ -22,8 +22,9 @@ Model elements: a template point's ``element`` may hold placeholders,
 ``elements`` mapping (``elements: {cb: SW12, feeder: L3}``), so devices of
 one kind share a template while measuring different parts of the network. A
 placeholder a device does not fill is an error naming the device, point and
-key ``elements.<name>``; :meth:`ScadaConfig.device_points` yields points with
-their elements filled in.
+key ``elements.<name>``. A point's ``description`` may use the same
+placeholders (filled where the device gives them all, left as written
+otherwise). :meth:`ScadaConfig.device_points` yields points with both filled.
 """
 
 from __future__ import annotations
@@ -368,18 +369,24 @@ class ScadaConfig:
         return sum(per_template[d.template] for d in self.devices.values())
 
 
-def _placeholders(element: str | None) -> list[str]:
-    """The ``{name}`` placeholders of a point's element, in order."""
-    if element is None:
+def _placeholders(text: str | None) -> list[str]:
+    """The ``{name}`` placeholders of a point's element or description, in order."""
+    if text is None:
         return []
-    return [field for _, field, _, _ in string.Formatter().parse(element) if field]
+    return [field for _, field, _, _ in string.Formatter().parse(text) if field]
 
 
 def _filled(p: PointTemplate, elements: dict[str, str]) -> PointTemplate:
-    if not _placeholders(p.element):
-        return p
-    assert p.element is not None
-    return p.model_copy(update={"element": p.element.format_map(elements)})
+    update: dict[str, str] = {}
+    if p.element is not None and _placeholders(p.element):
+        update["element"] = p.element.format_map(elements)
+    try:
+        wanted = _placeholders(p.description)
+    except ValueError:  # free text with a lone brace
+        wanted = []
+    if wanted and all(name in elements for name in wanted):
+        update["description"] = p.description.format_map(elements)
+    return p.model_copy(update=update) if update else p
 
 
 def _read(path: Path) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 from pathlib import Path
@@ -198,7 +199,11 @@ def test_yaml_round_trip_loads_with_load_config(tmp_path: Path) -> None:
 def test_edited_configuration_errors_name_the_point() -> None:
     model = load_network("baran_wu")
     doc = bind(model)
-    points = doc["templates"]["FR-SW1"]["points"]
+    # an engineer gives FR-SW1 a template of its own and edits it
+    device = next(d for d in doc["devices"] if d["name"] == "FR-SW1")
+    doc["templates"]["edited"] = copy.deepcopy(doc["templates"][device["template"]])
+    device["template"] = "edited"
+    points = doc["templates"]["edited"]["points"]
     points[0]["element"] = "switch:NOPE"
     points[1]["element"] = "line:CB1"
     points[2]["unit"] = "degC"
@@ -234,3 +239,17 @@ def test_switch_status_points_and_states() -> None:
     assert switch_state(PointKind.DOUBLE, float(DoubleState.INTERMEDIATE)) is None
     assert switch_state(PointKind.SINGLE, 1.0) is True
     assert switch_state(PointKind.DOUBLE, math.nan) is None
+
+
+def test_devices_of_one_shape_share_a_template() -> None:
+    """R-ACQ-4: 63 devices of mv_oberrhein need 16 templates, each device its own elements."""
+    doc = bind(load_network("mv_oberrhein"))
+    users = Counter(d["template"] for d in doc["devices"])
+    assert len(doc["devices"]) == 63 and len(doc["templates"]) == len(users) == 16
+    shared = [t for t, n in users.items() if n > 1]
+    assert shared and all(
+        "{" in p["element"] for t in shared for p in doc["templates"][t]["points"]
+    )
+    config = parse_config([("bound.yaml", doc)])
+    switches = [p.template.element for dp in config.expand() for p in dp.points if p.suffix == "SW"]
+    assert len(switches) == len(set(switches)) and all("{" not in s for s in switches)

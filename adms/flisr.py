@@ -236,11 +236,14 @@ def locate_fault(
     fault_current_ka: float | None = None,
     graph: SectionGraph | None = None,
     solver: GridSolver | None = None,
+    states: Mapping[str, bool] | None = None,
 ) -> FaultLocation:
     """Locate a fault from trips, lockouts and FPI states (see the module doc).
 
     ``tripped`` are breakers/reclosers that opened (they are open in the
     model now); ``locked_out`` those that stayed open (default: all tripped).
+    ``states`` are the switch states the fault happened in (default: the
+    model's now); the tripped devices count as closed either way.
     """
     t0 = time.perf_counter()
     g = graph or SectionGraph(model)
@@ -265,7 +268,7 @@ def locate_fault(
             warnings=["every tripped device reclosed: transient fault, nothing to isolate"],
             locate_ms=(time.perf_counter() - t0) * 1e3,
         )
-    prefault = g.states()
+    prefault = g.states() if states is None else dict(states)
     for dev in tripped:
         prefault[dev] = True
     tree = g.feed_tree(prefault)

@@ -11,7 +11,8 @@ Contract:
   raw -> engineering conversion in one place).
 - A value is *reported* (sent to subscribers) when its quality changes or it
   moved by more than the point's deadband since the last reported value; the
-  current value is always stored.
+  current value is always stored. A batch holding several updates of one
+  point applies them in order (a change batch never holds a point twice).
 - Subscribers get one :class:`ChangeBatch` per applied batch, synchronously, on
   the caller's thread (the FEP's event loop). They must return quickly; an
   asynchronous consumer copies the batch into its own queue.
@@ -19,6 +20,8 @@ Contract:
   SUBSTITUTED) until removed; field updates meanwhile are kept aside and
   restored on removal.
 - Redefining an existing point (run-time reload) keeps its value and quality.
+- Bulk reads: :meth:`PointDB.values` (by handles) and :meth:`PointDB.columns`
+  (every point) copy numpy columns under the lock, so they are consistent.
 """
 
 from __future__ import annotations
@@ -34,13 +37,32 @@ import numpy.typing as npt
 from protocols.base import PointKind, PointUpdate, Quality
 from scada.config import PointConfig
 
-__all__ = ["ChangeBatch", "PointDB", "PointValue", "Subscription", "UnknownPointError"]
+__all__ = [
+    "ChangeBatch",
+    "PointColumns",
+    "PointDB",
+    "PointValue",
+    "Subscription",
+    "UnknownPointError",
+]
 
 _KIND_CODES = {k: i for i, k in enumerate(PointKind)}
 _KINDS = list(PointKind)
 
 #: flags that make a value unusable
 BAD = Quality.INVALID | Quality.COMM_FAIL | Quality.NOT_INIT
+
+
+def _rounds(handles: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
+    """Positions of each handle's first, second, ... occurrence (each in the batch's order)."""
+    n = len(handles)
+    order = np.argsort(handles, kind="stable")
+    ordered = handles[order]
+    new = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    starts = np.flatnonzero(new)
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n) - starts[np.cumsum(new) - 1]
+    return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1)]
 
 
 class UnknownPointError(KeyError):
@@ -72,6 +94,20 @@ class ChangeBatch:
 
     def __len__(self) -> int:
         return len(self.handles)
+
+
+@dataclass(frozen=True, slots=True)
+class PointColumns:
+    """Every point's state at one instant, column-wise (arrays aligned with ``names``)."""
+
+    #: the point database's :attr:`PointDB.generation` the columns were read at
+    generation: int
+    names: list[str]
+    handles: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint32]
+    source_time: npt.NDArray[np.float64]
+    receive_time: npt.NDArray[np.float64]
 
 
 class Subscription:
@@ -118,6 +154,9 @@ class PointDB:
         self._field_quality = grow(
             g(self, "_field_quality", None), int(Quality.NOT_INIT), np.uint32
         )
+        # apply()'s repeated-handle test
+        self._scratch = np.zeros(capacity, np.int32)
+        self._positions = np.arange(capacity, dtype=np.int32)
         self._capacity = capacity
 
     # ----------------------------------------------------------- definition
@@ -200,7 +239,35 @@ class PointDB:
         source_time: npt.NDArray[np.float64],
         receive_time: npt.NDArray[np.float64],
     ) -> int:
-        """Apply a batch of field updates; return how many were reported."""
+        """Apply a batch of field updates; return how many were reported.
+
+        A point may appear several times (updates coalesced in arrival
+        order): its updates are applied in that order, one sub-batch per
+        repetition, so every change is reported and the last one stays.
+        """
+        with self._lock:
+            n = len(handles)
+            repeated = n > self._capacity  # more updates than points
+            if not repeated:
+                # a repeated handle: its earlier positions lose the scatter to the last one
+                positions = self._positions[:n]
+                self._scratch[handles] = positions
+                repeated = bool((self._scratch[handles] != positions).any())
+        if not repeated:
+            return self._apply(handles, values, quality, source_time, receive_time)
+        return sum(
+            self._apply(handles[r], values[r], quality[r], source_time[r], receive_time[r])
+            for r in _rounds(handles)
+        )
+
+    def _apply(
+        self,
+        handles: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.uint32],
+        source_time: npt.NDArray[np.float64],
+        receive_time: npt.NDArray[np.float64],
+    ) -> int:
         with self._lock:
             self._field_value[handles] = values
             self._field_quality[handles] = quality
@@ -333,6 +400,21 @@ class PointDB:
         """A consistent copy of points' state at one instant."""
         with self._lock:
             return {n: self.get(n) for n in (self._names if names is None else names)}
+
+    def columns(self) -> PointColumns:
+        """Every point's state at one instant as columns, in definition order (bulk reads)."""
+        with self._lock:
+            names = list(self._names)
+            handles = np.fromiter(self._names.values(), np.int64, len(names))
+            return PointColumns(
+                self.generation,
+                names,
+                handles,
+                self._value[handles],
+                self._quality[handles],
+                self._source_time[handles],
+                self._receive_time[handles],
+            )
 
     # ---------------------------------------------------------- subscriptions
     def subscribe(self, callback: Callable[[ChangeBatch], None]) -> Subscription:

@@ -347,6 +347,17 @@ def cmd_bench_historian(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_flisr(args: argparse.Namespace) -> int:
+    from server import bench_flisr
+
+    _print_json(
+        bench_flisr.run(
+            args.network, args.fault, scan_period_s=args.scan_period_s, stuck=args.stuck
+        )
+    )
+    return 0
+
+
 def cmd_bench_topology(args: argparse.Namespace) -> int:
     from models.topology import benchmark
 
@@ -509,6 +520,18 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--postgres-url", help="default: the local server (127.0.0.1:5432/test)")
     hist.add_argument("--json", action="store_true", help="print JSON (the only format)")
     hist.set_defaults(func=cmd_bench_historian)
+
+    flisr = bench_sub.add_parser(
+        "flisr", help="fault on the grid rig, automatic FLISR through the real protocols"
+    )
+    flisr.add_argument("--network", default="mv_oberrhein", help="bundled network or file")
+    flisr.add_argument("--fault", default="L133", help="id of the line to fault")
+    flisr.add_argument("--scan-period-s", type=float, default=2.0, help="devices' scan period")
+    flisr.add_argument(
+        "--stuck", nargs="*", default=[], help="switches whose FRTU accepts but never operates"
+    )
+    flisr.add_argument("--json", action="store_true", help="print JSON (the only format)")
+    flisr.set_defaults(func=cmd_bench_flisr)
 
     topo = bench_sub.add_parser("topology", help="topology processor: switch change updates")
     topo.add_argument("--network", default="mv_oberrhein", help="bundled network or file")

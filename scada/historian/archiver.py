@@ -13,6 +13,12 @@ Contract:
   alarm transition (with the alarm's current state) and SOE entry; breaker
   status and trips (``breakers``), and an outage record per trip of a breaker
   whose customers are known (closed when the breaker closes again).
+- Breakers are the status points whose ``element`` starts with ``breaker:``
+  plus those named in ``breakers=`` (the composition root names a network's
+  breakers and reclosers). A trip is the alarm manager's TRIP alarm; the
+  breaker's customers (``breaker_customers``) and feeder (``breaker_feeders``)
+  are looked up when the trip is seen, on the alarm manager's thread, so a
+  live mapping (customers fed in the present switching state) works.
 - Durability: a record counts as archived once its transaction committed.
   Writes start every ``flush_interval_s``, or back to back while behind.
   :meth:`Archiver.subscribe_durable` consumers are told (on the writer thread)
@@ -115,16 +121,18 @@ class Archiver:
         flush_interval_s: float = 1.0,
         snapshot_period_s: float = 300.0,
         archive_deadbands: Mapping[str, float] | None = None,
-        breakers: Iterable[str] | None = None,
+        breakers: Iterable[str] = (),
         breaker_customers: Mapping[str, int] | None = None,
+        breaker_feeders: Mapping[str, str] | None = None,
         event_priorities: Mapping[EventKind, int] | None = None,
         max_backlog: int = 2_000_000,
     ) -> None:
         """``archive_deadbands`` overrides a point's template deadband for archiving.
 
-        ``breakers`` names the breaker status points (default: status points
-        whose ``element`` starts with ``breaker:``); ``breaker_customers``
-        gives the customers each breaker supplies, for automatic outage records.
+        ``breakers`` names breaker status points besides those whose
+        ``element`` starts with ``breaker:``; ``breaker_customers`` gives the
+        customers each breaker supplies, for automatic outage records, and
+        ``breaker_feeders`` the feeder each belongs to (module docstring).
         """
         if flush_interval_s <= 0 or snapshot_period_s <= 0:
             raise HistorianError(
@@ -139,8 +147,9 @@ class Archiver:
         self._events = events
         self._alarms = alarms
         self._archive_deadbands = dict(archive_deadbands or {})
-        self._breaker_names = None if breakers is None else set(breakers)
-        self._breaker_customers = dict(breaker_customers or {})
+        self._breaker_names = frozenset(breakers)
+        self._breaker_customers: Mapping[str, int] = breaker_customers or {}
+        self._breaker_feeders: Mapping[str, str] = breaker_feeders or {}
         self._event_priorities = {**_default_event_priorities(), **(event_priorities or {})}
         self._max_backlog = max_backlog
         # per-handle state, touched only on the thread that delivers batches
@@ -258,10 +267,9 @@ class Archiver:
             pid[h] = ids[name]
             deadband[h] = self._archive_deadbands.get(name, cfg.template.deadband)
             is_status[h] = cfg.kind in _STATUS_KINDS
-            if self._breaker_names is None:
-                is_breaker[h] = is_status[h] and (cfg.template.element or "").startswith("breaker:")
-            else:
-                is_breaker[h] = name in self._breaker_names
+            is_breaker[h] = is_status[h] and (
+                name in self._breaker_names or (cfg.template.element or "").startswith("breaker:")
+            )
             if h < len(old_names) and old_names[h] == name:
                 arch_v[h], arch_q[h] = old_v[h], old_q[h]
         analog = np.flatnonzero((pid >= 0) & ~is_status)
@@ -346,7 +354,9 @@ class Archiver:
             if r.kind == Transition.RAISED and a.detail == "TRIP" and a.point in self.pointdb:
                 assert a.point is not None and a.value is not None
                 state = status_text(self.pointdb.config(a.point).kind, a.value)
-                items.append(("trip", (r, state)))
+                customers = self._breaker_customers.get(a.point)
+                feeder = self._breaker_feeders.get(a.point)
+                items.append(("trip", (r, state, customers, feeder)))
         self._enqueue(items)
 
     def _enqueue(self, items: list[_Item]) -> None:
@@ -484,15 +494,23 @@ class Archiver:
             elif kind == "breaker":
                 batch.breakers.append(payload)
             elif kind == "trip":
-                transition, state = payload
-                self._trip_rows(transition, state, batch, now)
+                transition, state, customers, feeder = payload
+                self._trip_rows(transition, state, customers, feeder, batch, now)
             elif kind == "outage":
                 batch.outages.append(payload)
         # transitions reference their alarm: the alarm rows go first in the transaction
         batch.alarms = list(latest_alarm.values())
         return values
 
-    def _trip_rows(self, tr: AlarmTransition, state: str, batch: WriteBatch, now: float) -> None:
+    def _trip_rows(
+        self,
+        tr: AlarmTransition,
+        state: str,
+        customers: int | None,
+        feeder: str | None,
+        batch: WriteBatch,
+        now: float,
+    ) -> None:
         a = tr.alarm
         assert a.point is not None
         batch.breakers.append(
@@ -507,11 +525,10 @@ class Archiver:
                 "updated_s": now,
             }
         )
-        customers = self._breaker_customers.get(a.point)
         if customers is not None:
             outage = {
                 "device": a.point,
-                "feeder": None,
+                "feeder": feeder,
                 "cause": "trip",
                 "start_s": a.raised_time,
                 "end_s": None,

@@ -1,10 +1,16 @@
-"""Controls (select-before-operate, direct) and tags, for operators and above.
+"""Controls (select-before-operate, direct), tags and locked-out sections, for operators and above.
 
 A command's outcome is the response body, with HTTP 200: ``selected`` /
 ``confirmed`` / ``accepted`` / ``timed_out`` / ``refused`` with the reason
 (a tag, an interlock, another operator's selection, the device). Requests
 naming a point or tag that does not exist are 404. Everything is audited
 by the control service (or here, for what never reaches it).
+
+``GET /api/control/faults`` lists the sections the ``locked-out section``
+interlock protects (:mod:`server.interlocks`; empty without a network
+model); ``POST /api/control/faults/{device}/release`` is an operator's word
+that the fault behind a tripped device is repaired (audited, with the
+reason): closing onto its section is allowed again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from server.api.schemas import (
     CommandOut,
     DirectIn,
     ExecuteIn,
+    FaultOut,
+    FaultReleaseIn,
     SelectIn,
     SelectOut,
     TagIn,
@@ -31,6 +39,9 @@ from server.api.schemas import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["control"])
+
+#: a GIS id in a path (no slash, no NUL)
+SWITCH_ID = r"^[^/\x00]{1,200}$"
 
 
 def _known_point(ctx: ApiContext, point: str, operator: str, action: str, value: float) -> None:
@@ -81,6 +92,50 @@ async def direct(body: DirectIn, session: Operator, ctx: Ctx) -> CommandOut:
     return _command_out(
         await ctx.cc.control.direct(body.point, body.value, session.username, body.mode)
     )
+
+
+@router.get("/control/faults", response_model=list[FaultOut])
+async def faults(_: Viewer, ctx: Ctx) -> list[FaultOut]:
+    """Sections locked out after a trip: closing a switch onto one is refused."""
+    interlocks = ctx.cc.network_interlocks
+    if interlocks is None:
+        return []
+    return [
+        FaultOut(
+            device=f.device,
+            since=f.since,
+            tripped_out=f.tripped_out,
+            evidence_fpis=list(f.evidence_fpis),
+            indicating_fpis=list(f.indicating_fpis),
+            upstream_fpi=f.upstream_fpi,
+            buses=list(f.buses),
+            lines=list(f.lines),
+            warnings=list(f.warnings),
+        )
+        for f in interlocks.faults()
+    ]
+
+
+@router.post(
+    "/control/faults/{device}/release",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {}},
+)
+async def release_fault(
+    device: Annotated[str, Path(pattern=SWITCH_ID, description="the tripped device's GIS id")],
+    body: FaultReleaseIn,
+    session: Operator,
+    ctx: Ctx,
+) -> Response:
+    """Declare the fault behind a tripped device repaired: its section may be energised."""
+    interlocks = ctx.cc.network_interlocks
+    if interlocks is None or not interlocks.release(device):
+        ctx.cc.audit(session.username, "fault release", "refused: no locked-out section", device)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no section is locked out behind {device!r}"
+        )
+    ctx.cc.audit(session.username, "fault release", "released", device, body.reason)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _tag_out(tag: Tag) -> TagOut:

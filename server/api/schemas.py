@@ -37,6 +37,8 @@ __all__ = [
     "EnergyBlockOut",
     "EventOut",
     "ExecuteIn",
+    "FaultOut",
+    "FaultReleaseIn",
     "HealthOut",
     "LoginIn",
     "LoginOut",
@@ -333,6 +335,30 @@ class DirectIn(_In):
 class CommandOut(BaseModel):
     status: CommandStatus
     reason: str = ""
+
+
+class FaultOut(BaseModel):
+    """A section locked out after a trip (see :mod:`server.interlocks`)."""
+
+    #: the breaker or recloser that tripped (GIS id)
+    device: str
+    since: float
+    #: the device is still open with its trip indication set
+    tripped_out: bool
+    #: FPIs that indicated fault passage downstream of it since the trip, and those still set
+    evidence_fpis: list[str]
+    indicating_fpis: list[str]
+    #: the deepest indicating FPI the section lies beyond (None: right behind the device)
+    upstream_fpi: str | None
+    #: the faulted section: closing a switch that would energise any of these is refused
+    buses: list[str]
+    lines: list[str]
+    warnings: list[str]
+
+
+class FaultReleaseIn(_In):
+    #: why the section may be energised again (e.g. "cable repaired, crew clear")
+    reason: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^[^\x00]*$")]
 
 
 class TagIn(_In):

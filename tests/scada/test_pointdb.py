@@ -124,3 +124,30 @@ def test_unsubscribe(db: PointDB) -> None:
     sub.close()
     db.apply_updates([PointUpdate(db.handle("D.P"), 1.0)])
     assert batches == []
+
+
+def test_repeated_updates_of_a_point_in_one_batch_are_applied_in_order(db: PointDB) -> None:
+    """Coalesced arrivals (a breaker opening and closing again): every change is reported,
+    the last value stays, and no change batch holds a point twice."""
+    s, q = db.handle("D.S"), db.handle("D.Q")
+    db.apply_updates([PointUpdate(s, 2.0, Quality.GOOD, 1.0, 1.0)])
+    batches = collect(db)
+    db.apply_updates(
+        [
+            PointUpdate(s, 1.0, Quality.GOOD, 2.0, 3.0),  # open
+            PointUpdate(q, 5.0, Quality.GOOD, 2.5, 3.0),
+            PointUpdate(s, 2.0, Quality.GOOD, 2.1, 3.0),  # closed again
+            PointUpdate(s, 2.0, Quality.GOOD, 2.2, 3.0),  # no change: not reported
+        ]
+    )
+    seen = [
+        (h, v, t)
+        for b in batches
+        for h, v, t in zip(
+            b.handles.tolist(), b.values.tolist(), b.source_time.tolist(), strict=True
+        )
+    ]
+    assert seen == [(s, 1.0, 2.0), (q, 5.0, 2.5), (s, 2.0, 2.1)]
+    assert all(len(set(b.handles.tolist())) == len(b) for b in batches)
+    v = db.get("D.S")
+    assert (v.value, v.source_time) == (2.0, 2.2)

@@ -7,17 +7,19 @@ consoles' queues (the WebSocket itself is covered in test_api.py).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from protocols.base import PointUpdate, Quality
+from protocols.base import PointKind, PointUpdate, Quality
 from scada.alarms import AlarmManager
-from scada.config import parse_config
+from scada.config import PointConfig, PointTemplate, parse_config
 from scada.pointdb import PointDB
 from server.push import Console, PushHub
+from server.views import point_view
 from tests.server.conftest import P_HIGH, scada_doc
 
 
@@ -119,3 +121,41 @@ async def test_points_added_or_removed_send_every_console_a_snapshot(hub: PushHu
     hub.flush()
     [batch] = drain(console)
     assert batch["seq"] == snap["seq"] + 1
+
+
+async def test_snapshot_text_is_the_json_of_the_per_point_views(hub: PushHub) -> None:
+    """The columnar snapshot equals the per-point views, and its text their compact JSON."""
+    db = hub.pointdb
+    t = PointTemplate(
+        name="X", kind=PointKind.ANALOG, address=9, unit="°C", description='oil "top" \\ temp'
+    )
+    db.define([PointConfig("RTU1.X", "RTU1", "X", t), PointConfig("RTU2.Y", "RTU2", "Y", t)])
+    now = time.time()
+    for name, value, quality in (
+        ("RTU1.P", -0.0, Quality.GOOD),
+        ("RTU1.X", math.inf, Quality.INVALID | Quality.OVERFLOW),
+        ("RTU2.Y", 1e-7, Quality.SUBSTITUTED),
+    ):
+        db.apply_updates([PointUpdate(db.handle(name), value, quality, now - 1.5, now)])
+    for _ in range(2):  # the second time from the cached value text
+        snap = hub.snapshot()
+        expected = []
+        for name, pv in db.snapshot().items():
+            cfg = db.config(name)
+            expected.append(
+                point_view(
+                    pv, cfg.device, cfg.template.description, cfg.template.control is not None
+                )
+            )
+        assert snap["points"] == expected
+        assert hub.snapshot_text() == json.dumps(snap, allow_nan=False, separators=(",", ":"))
+    by_name = {p["name"]: p for p in json.loads(hub.snapshot_text())["points"]}
+    assert by_name["RTU1.X"]["value"] is None and by_name["RTU1.X"]["unit"] == "°C"
+    assert by_name["RTU1.X"]["quality_flags"] == ["invalid", "overflow"]
+    assert math.copysign(1, by_name["RTU1.P"]["value"]) == -1
+    assert by_name["RTU1.E"]["value"] is None and by_name["RTU1.E"]["source_time"] is None
+    set_value(hub, "RTU1.P", 0.0)  # same number, other text: -0.0 -> 0.0
+    [p] = [p for p in json.loads(hub.snapshot_text())["points"] if p["name"] == "RTU1.P"]
+    assert math.copysign(1, p["value"]) == 1
+    db.remove(["RTU2.Y"])
+    assert "RTU2.Y" not in hub.snapshot_text()

@@ -3,23 +3,27 @@
 Contract:
 - :class:`PushHub` subscribes to the point database and the alarm manager;
   producers of topology changes call :meth:`PushHub.publish_topology` (and
-  may give a snapshot function for the topology state). Changes are batched
-  and sent every ``interval_s`` as one JSON text message per batch::
+  may give a snapshot function for the topology state), the online ADMS
+  :meth:`PushHub.publish_adms` (``{"estimate": ...}`` / ``{"plan": ...}``
+  items, with :attr:`PushHub.adms_snapshot` for its state). Changes are
+  batched and sent every ``interval_s`` as one JSON text message per batch::
 
       {"type": "changes", "epoch": E, "seq": N,
        "points": [{name, value, quality, quality_flags, source_time, receive_time}, ...],
        "alarms": [{transition, time, operator, alarm: {...}}, ...],
-       "topology": [...]}
+       "topology": [...],
+       "adms": [{"estimate": {...}} | {"plan": {...}}, ...]}
 
-  Within a batch a point appears once (its latest state); alarm transitions
-  and topology items keep their order.
+  Within a batch a point appears once (its latest state); alarm transitions,
+  topology and ADMS items keep their order.
 - ``seq`` counts batches from 1 per hub; ``epoch`` identifies the hub (a new
   one per server start). A snapshot message
   ``{"type": "snapshot", "epoch", "seq", "points": [...], "alarms": [...],
-  "topology": ...}`` holds every point and every listed alarm as of batch
-  ``seq``: a console applies the batches after it in order and stays
-  consistent (a change already contained in the snapshot may come again in
-  the next batch; applying it again changes nothing).
+  "topology": ..., "adms": {"estimate", "plans"} | null}`` holds every
+  point and every listed alarm as of batch ``seq``: a console applies the
+  batches after it in order and stays consistent (a change already
+  contained in the snapshot may come again in the next batch; applying it
+  again changes nothing).
 - :meth:`PushHub.attach` gives a new console a snapshot then changes, or, for
   a console that resumes with ``(epoch, seq)`` the hub still holds the
   batches after, those batches then changes (no snapshot). A console that
@@ -46,12 +50,12 @@ from typing import Any
 
 from scada.alarms import AlarmManager, AlarmRecord, AlarmTransition
 from scada.pointdb import ChangeBatch, PointDB, Subscription
-from server.views import alarm_view, point_change, point_view
+from server.views import PointViews, alarm_view, point_change
 
 __all__ = ["Console", "PushHub"]
 
 
-def _dumps(message: dict[str, Any]) -> str:
+def _dumps(message: Any) -> str:
     return json.dumps(message, allow_nan=False, separators=(",", ":"))
 
 
@@ -84,10 +88,13 @@ class PushHub:
         self.epoch = secrets.token_hex(8)
         self.seq = 0
         self.topology_snapshot: Callable[[], Any] | None = None
+        #: the online ADMS's state for snapshots (latest estimate, open plans)
+        self.adms_snapshot: Callable[[], Any] | None = None
         self._lock = threading.Lock()
         self._points: dict[int, tuple[float, int, float, float]] = {}
         self._alarms: list[dict[str, Any]] = []
         self._topology: list[Any] = []
+        self._adms: list[Any] = []
         self._ring: deque[tuple[int, str]] = deque(maxlen=keep_batches)
         self._consoles: list[Console] = []
         self._names: dict[int, str] = {}
@@ -95,6 +102,7 @@ class PushHub:
         self._task: asyncio.Task[None] | None = None
         self._closers: list[Callable[[], None]] = []
         self._ids = itertools.count(1)
+        self._views = PointViews(pointdb)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -153,6 +161,11 @@ class PushHub:
         with self._lock:
             self._topology.append(change)
 
+    def publish_adms(self, item: Any) -> None:
+        """Queue a JSON-ready ADMS item (an estimate or a plan) for the next batch (thread-safe)."""
+        with self._lock:
+            self._adms.append(item)
+
     # ------------------------------------------------------------- consoles
     def attach(self, resume: tuple[str, int] | None = None) -> Console:
         """A new console, with a snapshot (or the missed batches) already queued."""
@@ -188,24 +201,29 @@ class PushHub:
 
     def snapshot(self) -> dict[str, Any]:
         """Every point and listed alarm as of batch :attr:`seq`."""
-        points = []
-        db = self.pointdb
-        for name, pv in db.snapshot().items():
-            cfg = db.config(name)
-            t = cfg.template
-            points.append(point_view(pv, cfg.device, t.description, t.control is not None))
-        alarms = self.alarms.alarms(include_shelved=True, include_suppressed=True)
         return {
             "type": "snapshot",
             "epoch": self.epoch,
             "seq": self.seq,
-            "points": points,
-            "alarms": [alarm_view(a) for a in alarms],
+            "points": self._views.rows(),
+            "alarms": self._alarm_views(),
             "topology": self.topology_snapshot() if self.topology_snapshot else None,
+            "adms": self.adms_snapshot() if self.adms_snapshot else None,
         }
 
     def snapshot_text(self) -> str:
-        return _dumps(self.snapshot())
+        """:meth:`snapshot` as the JSON text consoles get (the points written as text directly)."""
+        head = _dumps({"type": "snapshot", "epoch": self.epoch, "seq": self.seq})
+        topology = self.topology_snapshot() if self.topology_snapshot else None
+        adms = self.adms_snapshot() if self.adms_snapshot else None
+        return (
+            f'{head[:-1]},"points":{self._views.json()},"alarms":{_dumps(self._alarm_views())},'
+            f'"topology":{_dumps(topology)},"adms":{_dumps(adms)}}}'
+        )
+
+    def _alarm_views(self) -> list[dict[str, Any]]:
+        alarms = self.alarms.alarms(include_shelved=True, include_suppressed=True)
+        return [alarm_view(a) for a in alarms]
 
     # ------------------------------------------------------------- batching
     def _refresh_names(self) -> None:
@@ -218,6 +236,7 @@ class PushHub:
             points, self._points = self._points, {}
             alarms, self._alarms = self._alarms, []
             topology, self._topology = self._topology, []
+            adms, self._adms = self._adms, []
         if self.pointdb.generation != self._generation:
             # points came or went: consoles start again from a snapshot
             self._refresh_names()
@@ -227,7 +246,7 @@ class PushHub:
             for console in self._consoles:
                 _replace_queue(console, text)
             return
-        if not (points or alarms or topology):
+        if not (points or alarms or topology or adms):
             return
         self.seq += 1
         names = self._names
@@ -238,6 +257,7 @@ class PushHub:
             "points": [point_change(names[h], *state) for h, state in points.items() if h in names],
             "alarms": alarms,
             "topology": topology,
+            "adms": adms,
         }
         text = _dumps(message)
         self._ring.append((self.seq, text))

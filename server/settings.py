@@ -17,8 +17,9 @@ Example::
     network: mv_oberrhein          # a bundled network's name or a model file (optional)
     database: {url: "postgresql+psycopg://scada@db/pyadms"}
     api: {host: 0.0.0.0, port: 8443, tls_cert: cert.pem, tls_key: key.pem}
-    control: {select_timeout_s: 30}
+    control: {select_timeout_s: 30, allow_parallel: [[SS1-F1, SS1-F2]]}
     historian: {flush_interval_s: 1.0}
+    adms: {estimate_period_s: 10, flisr_mode: automatic}
     users: {admin: admin, admin_password_env: PYADMS_ADMIN_PASSWORD}
 """
 
@@ -26,14 +27,22 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scada.config import ConfigError, ConfigIssue
 
 __all__ = [
+    "AdmsSettings",
     "ApiSettings",
     "ControlSettings",
     "DatabaseSettings",
@@ -79,6 +88,24 @@ class ApiSettings(_Strict):
 class ControlSettings(_Strict):
     #: an operator's selection is released after this long without execute
     select_timeout_s: float = Field(default=30.0, gt=0)
+    #: feeder pairs that may run in parallel (a tie closed between two energised feeders,
+    #: e.g. a make-before-break transfer): [[SS1-F1, SS1-F2], ...]; any other paralleling
+    #: is refused by the ``feeder paralleling`` interlock (:mod:`server.interlocks`)
+    allow_parallel: list[tuple[str, str]] = Field(default_factory=list)
+    #: and any two feeders of one substation may
+    allow_parallel_same_substation: bool = False
+    #: a switch order's make-before-break close (an ADMS plan whose next step opens the
+    #: loop it makes, validated on the model with its loop flows) may parallel any
+    #: feeders for the moment between the two steps; operators' own closes never may
+    allow_parallel_in_orders: bool = True
+
+    @field_validator("allow_parallel")
+    @classmethod
+    def _distinct_pairs(cls, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for a, b in pairs:
+            if a == b:
+                raise ValueError(f"a pair names two feeders, got {a!r} twice")
+        return pairs
 
 
 class HistorianSettings(_Strict):
@@ -100,6 +127,28 @@ class UserSettings(_Strict):
     hash_memory_kib: int = Field(default=65536, ge=1024, le=4 * 1024 * 1024)
 
 
+class AdmsSettings(_Strict):
+    """The online ADMS applications (:mod:`server.adms`), run when a network model is loaded."""
+
+    #: state estimation runs at least this often
+    estimate_period_s: float = Field(default=10.0, gt=0)
+    #: and after relevant changes (switching, trips, bad quality), at most this often
+    estimate_min_interval_s: float = Field(default=2.0, ge=0)
+    #: FLISR plans are proposed for approval, or executed at once
+    flisr_mode: Literal["advisory", "automatic"] = "advisory"
+    #: FLISR starts this long after the last trip/FPI change (longer than the reclose dead time)
+    flisr_delay_s: float = Field(default=0.5, ge=0)
+    #: measurement accuracy (one standard deviation), percent of the value; at least the
+    #: point's deadband
+    v_sigma_pct: float = Field(default=0.5, gt=0)
+    pq_sigma_pct: float = Field(default=1.0, gt=0)
+    i_sigma_pct: float = Field(default=1.0, gt=0)
+    #: operating limits the plans respect (voltage band, branch loading)
+    vm_min_pu: float = Field(default=0.95, gt=0)
+    vm_max_pu: float = Field(default=1.05, gt=0)
+    max_loading_percent: float = Field(default=100.0, gt=0)
+
+
 class ServerSettings(_Strict):
     """Everything ``pyadms server`` needs besides the scada configuration itself."""
 
@@ -113,6 +162,7 @@ class ServerSettings(_Strict):
     control: ControlSettings = ControlSettings()
     historian: HistorianSettings = HistorianSettings()
     users: UserSettings = UserSettings()
+    adms: AdmsSettings = AdmsSettings()
 
 
 def _read(path: Path) -> Any:

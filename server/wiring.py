@@ -8,8 +8,13 @@ Contract:
   push hub for consoles. The API (:mod:`server.api`) is served on top of it.
 - With a network model (``network=`` or settings ``network``) it also keeps
   :attr:`ControlCentre.topology`, a :class:`~server.topology.TopologyFeed`
-  over the model synced from the point database at start; without one both
-  are None (SCADA only).
+  over the model synced from the point database at start (with
+  :attr:`ControlCentre.network_interlocks`, :mod:`server.interlocks`, on the
+  control service, and the breakers and reclosers of :mod:`server.breakers`
+  in the breaker status table and as the alarm manager's breakers), and
+  :attr:`ControlCentre.adms`, the online ADMS (:class:`server.adms.AdmsService`,
+  started after the FEP and stopped before it); without one all three are
+  None (SCADA only).
 - Without settings (tests, the demo) the historian is a temporary SQLite file
   removed on :meth:`ControlCentre.stop`; the same components run either way.
 - Every command through the FEP, from the control service or not, is first
@@ -54,7 +59,10 @@ from scada.events import EventLog
 from scada.fep import FrontEnd, ReloadReport
 from scada.historian import Archiver, Historian
 from scada.pointdb import PointDB
+from server.adms import AdmsService
 from server.auth import UserStore
+from server.breakers import ProtectiveDevices
+from server.interlocks import NetworkInterlocks
 from server.push import PushHub
 from server.settings import ServerSettings, load_settings
 from server.topology import TopologyFeed
@@ -114,6 +122,9 @@ class ControlCentre:
             url = f"sqlite:///{Path(self._tmpdir) / 'historian.sqlite'}"
         self.historian = Historian(url, schema=self.settings.database.db_schema)
         hs = self.settings.historian
+        #: the network's breakers and reclosers with their points (None: SCADA only)
+        self.protective = ProtectiveDevices(network, config) if network is not None else None
+        breakers = self.protective
         self.archiver = Archiver(
             self.historian,
             self.pointdb,
@@ -121,11 +132,32 @@ class ControlCentre:
             self.alarms,
             flush_interval_s=hs.flush_interval_s,
             snapshot_period_s=hs.snapshot_period_s,
-            breaker_customers=hs.breaker_customers,
+            breakers=breakers.status_points if breakers is not None else (),
+            breaker_customers=breakers.customers(hs.breaker_customers)
+            if breakers is not None
+            else hs.breaker_customers,
+            breaker_feeders=breakers.feeders if breakers is not None else None,
         )
+        for point in breakers.status_points if breakers is not None else ():
+            self.alarms.set_downstream(point)  # an uncommanded opening is a TRIP alarm
+        cs = self.settings.control
         self.control = ControlService(
-            self.fep, self._audit_control, select_timeout_s=self.settings.control.select_timeout_s
+            self.fep, self._audit_control, select_timeout_s=cs.select_timeout_s
         )
+        #: closing onto locked-out sections and paralleling feeders (with a network)
+        self.network_interlocks = (
+            NetworkInterlocks(
+                breakers.graph,
+                self.pointdb,
+                allow_parallel=cs.allow_parallel,
+                allow_same_substation=cs.allow_parallel_same_substation,
+                allow_in_orders=cs.allow_parallel_in_orders,
+            )
+            if breakers is not None
+            else None
+        )
+        if self.network_interlocks is not None:
+            self.control.interlocks.extend(self.network_interlocks.rules)
         us = self.settings.users
         self.users = UserStore(
             self.historian.engine,
@@ -136,6 +168,21 @@ class ControlCentre:
             self.alarms,
             interval_s=self.settings.api.push_interval_s,
             keep_batches=self.settings.api.resume_batches,
+        )
+        #: the online ADMS applications (only with a network model)
+        self.adms = (
+            AdmsService(
+                network,
+                self.pointdb,
+                lambda: self.fep.config,
+                self.control,
+                self.push,
+                self.audit,
+                self.settings.adms,
+                self.network_interlocks,
+            )
+            if network is not None
+            else None
         )
         self._reload_lock = asyncio.Lock()
         #: the generated password of the admin account created on this start, if any
@@ -170,8 +217,16 @@ class ControlCentre:
                 TopologyProcessor(self.network), self.pointdb, self._initial
             )
             self.topology.sync()
+            if self.network_interlocks is not None:
+                self.network_interlocks.start(self.topology)
+        if self.adms is not None:
+            await self.adms.start()
 
     async def stop(self) -> None:
+        if self.adms is not None:
+            await self.adms.stop()
+        if self.network_interlocks is not None:
+            self.network_interlocks.close()
         if self.topology is not None:
             self.topology.close()
         await self.fep.stop()

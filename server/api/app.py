@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from scada.alarms import AlarmError, UnknownAlarmError
 from scada.historian import HistorianError
 from scada.pointdb import UnknownPointError
-from server.api import admin, control, network, realtime, records, session, ws
+from server.api import admin, adms, control, network, realtime, records, session, ws
 from server.api.deps import ApiContext
 from server.auth import Sessions, UnknownUserError, UserError, UserExistsError
 from server.wiring import ControlCentre
@@ -24,7 +24,9 @@ The pyadms control centre's API for operator consoles and tools.
 Log in with `POST /api/login` and send the token as `Authorization: Bearer <token>`.
 Roles: viewer < operator < engineer < admin. Commands and alarm acts need
 operator, configuration reload and the audit trail engineer, user accounts admin.
-Live point, alarm and topology changes come over the WebSocket `/api/ws`
+The online ADMS (state estimate, FLISR / reconfiguration / volt-VAR plans) is
+under `/api/adms` when the server has a network model.
+Live point, alarm, topology and ADMS changes come over the WebSocket `/api/ws`
 (see `server/api/ws.py`).
 """
 
@@ -58,7 +60,7 @@ def create_app(cc: ControlCentre, sessions: Sessions | None = None) -> FastAPI:
     """The API of ``cc``; sessions expire after the settings' ``api.session_ttl_s``."""
     app = FastAPI(title="pyadms control centre", version="1", description=DESCRIPTION)
     app.state.ctx = ApiContext(cc, sessions or Sessions(cc.settings.api.session_ttl_s))
-    for module in (session, realtime, records, control, admin, network, ws):
+    for module in (session, realtime, records, control, admin, network, adms, ws):
         app.include_router(module.router)
     app.add_exception_handler(UnknownPointError, _handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UnknownAlarmError, _handler(status.HTTP_404_NOT_FOUND))

@@ -7,9 +7,12 @@ Contract:
 - :func:`run_console` shows the console until its window closes (a login
   dialog asks for what is missing or refused); returns the exit code.
 - :func:`render_screenshot` logs in, waits until the snapshot, the network
-  and its topology are shown (or the server has no network), lets pushed
-  values flow for ``settle_s``, and saves the window to a PNG. Without a
-  display it uses Qt's offscreen platform.
+  and its topology are shown (or the server has no network), trends the
+  points asked for (by default each feeder head's active power, else
+  current: :meth:`hmi.model.ConsoleModel.feeder_head_points`), lets pushed
+  values flow for ``settle_s`` and until every trend has a line (samples
+  over ``trend_span_s``, waited for at most ``timeout_s``), and saves the
+  window to a PNG. Without a display it uses Qt's offscreen platform.
 - :func:`command` is ``pyadms hmi`` (:func:`main` parses its arguments).
 """
 
@@ -141,14 +144,20 @@ def render_screenshot(
     colouring: str = "feeder",
     focus: str | None = None,
     tab: str | None = None,
+    trend: Sequence[str] | None = None,
+    trend_window: str = "1 min",
+    trend_span_s: float = 30.0,
     size: tuple[int, int] = (1600, 1000),
     settle_s: float = 1.0,
     timeout_s: float = 30.0,
 ) -> Path:
     """Render the console's main window for ``server_url`` to a PNG; returns its path.
 
-    ``focus`` zooms the diagram onto an element; ``tab`` selects a tab by its title.
-    Raises TimeoutError if the console is not ready within ``timeout_s``.
+    ``focus`` zooms the diagram onto an element; ``tab`` selects a tab by its title;
+    ``trend`` names the points to trend (None: the feeder heads') over the live
+    ``trend_window``, waiting (at most ``timeout_s``) until they span ``trend_span_s``.
+    Raises TimeoutError if the console is not ready within
+    ``timeout_s``, ValueError naming a point to trend that the server does not have.
     """
     application()
     console = Console(server_url)
@@ -169,8 +178,22 @@ def render_screenshot(
             for i in range(window.tabs.count()):
                 if window.tabs.tabText(i) == tab:
                     window.tabs.setCurrentIndex(i)
+        trends = window.trends
+        trends.window_box.setCurrentText(trend_window)
+        names = list(trend) if trend is not None else console.model.feeder_head_points()
+        for name in names:
+            if not trends.add_point(name):
+                raise ValueError(f"cannot trend {name!r}: {trends.note.text()}")
+
+        def spans(name: str) -> float:
+            xs, _ = trends.data(name)
+            return xs[-1] - xs[0] if len(xs) >= 2 else -1.0
+
         end = time.monotonic() + settle_s
-        console.process_until(lambda: time.monotonic() > end, settle_s + 1)
+        console.process_until(
+            lambda: time.monotonic() > end and all(spans(n) >= trend_span_s for n in names),
+            max(settle_s, timeout_s),
+        )
         if focus is not None:
             window.diagram.view.zoom_to(focus)
         console.process_until(lambda: False, 0.2)
@@ -212,7 +235,7 @@ def command(
             focus=focus,
             settle_s=settle_s,
         )
-    except (ApiError, TimeoutError, OSError) as exc:
+    except (ApiError, TimeoutError, OSError, ValueError) as exc:
         print(f"pyadms hmi: {exc}", file=sys.stderr)
         return 1
     print(out)

@@ -8,7 +8,8 @@ layout, scene build, fit and first paint (wall and CPU time of the GUI
 thread). It then pushes ``updates_per_s`` point changes per second from a
 feeder thread through the client's delivery path (as the push channel
 does: 100 messages a second, switch positions and analog values) while
-the main window shows the diagram and the alarm list, and times every
+the main window shows its default layout (diagram, alarm list, trends and
+the ADMS panel), and times every
 frame: draining, applying to the model, the views' updates and the
 paint. ``frame_ms_p99`` is the 99th percentile frame.
 """

@@ -157,22 +157,32 @@ class ConsoleClient(QObject):
         return self._http
 
     async def _request(
-        self, method: str, path: str, json_body: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> Reply:
-        reply = await self._send(method, path, json_body, params)
+        reply = await self._send(method, path, json_body, params, timeout_s)
         if reply.status == 401 and self._credentials is not None and path != "/api/login":
             # the session expired (or the server restarted): log in again once and retry
             if (await self._login(*self._credentials)).ok:
-                reply = await self._send(method, path, json_body, params)
+                reply = await self._send(method, path, json_body, params, timeout_s)
         return reply
 
     async def _send(
-        self, method: str, path: str, json_body: Any, params: dict[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: dict[str, Any] | None,
+        timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> Reply:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             r = await self._client().request(
-                method, path, json=json_body, params=params, headers=headers
+                method, path, json=json_body, params=params, headers=headers, timeout=timeout_s
             )
         except httpx.HTTPError as exc:
             return Reply(
@@ -194,9 +204,14 @@ class ConsoleClient(QObject):
         json: Any = None,
         params: dict[str, Any] | None = None,
         on_done: Callable[[Reply], None] | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
     ) -> concurrent.futures.Future[Reply]:
-        """Send a request from any thread; ``on_done`` runs on the GUI thread with the reply."""
-        future = self._submit(self._request(method, path, json, params))
+        """Send a request from any thread; ``on_done`` runs on the GUI thread with the reply.
+
+        ``timeout`` bounds each read from the server: longer for acts the
+        server answers only when done (an ADMS plan executed step by step).
+        """
+        future = self._submit(self._request(method, path, json, params, timeout))
         if on_done is not None:
             future.add_done_callback(lambda f: self._replied.emit((on_done, _result(f))))
         return future
@@ -211,7 +226,9 @@ class ConsoleClient(QObject):
         timeout: float = REQUEST_TIMEOUT_S,
     ) -> Reply:
         """A request waited for (scripts and start-up, not GUI callbacks); ApiError if not 2xx."""
-        reply = self.request(method, path, json=json, params=params).result(timeout)
+        reply = self.request(method, path, json=json, params=params, timeout=timeout).result(
+            timeout + 5
+        )
         if not reply.ok:
             raise ApiError(method, path, reply)
         return reply

@@ -1,18 +1,20 @@
-"""The console's whole state: session, connection, points, alarms, network, topology, tags.
+"""The console's whole state: session, connection, points, alarms, network, topology, tags, ADMS.
 
 Contract:
 - :class:`Updates` accumulates pushed messages between two frames: a
   snapshot supersedes everything before it, later changes keep only each
-  point's latest state, alarm transitions and topology deltas keep their
-  order. :meth:`ConsoleModel.apply` applies one :class:`Updates` at once, so
-  views see one event per store per frame however many messages arrived.
+  point's latest state, alarm transitions, topology deltas and ADMS items
+  (estimates, plans) keep their order. :meth:`ConsoleModel.apply` applies
+  one :class:`Updates` at once, so views see one event per store per frame
+  however many messages arrived.
 - The connection state is the console's: while not connected every point
   value is stale (:meth:`PointStore.set_connected`).
 - Derived, display-ready answers for views (no Qt here):
   :meth:`ConsoleModel.switch_view` (position from telemetry when there is a
   status point, else from the server's topology; quality; off-normal; tags),
-  :meth:`ConsoleModel.area_of` (an alarm's feeder, else its device) and
-  :meth:`ConsoleModel.customers_off`.
+  :meth:`ConsoleModel.area_of` (an alarm's feeder, else its device),
+  :meth:`ConsoleModel.customers_off` and
+  :meth:`ConsoleModel.feeder_head_points` (what to trend by default).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from hmi.model.adms import AdmsStore
 from hmi.model.alarms import Alarm, AlarmStore
 from hmi.model.events import Event
 from hmi.model.network import NetworkGraph, natural_key
@@ -85,6 +88,7 @@ class Updates:
     points: dict[str, dict[str, Any]] = field(default_factory=dict)
     alarms: list[dict[str, Any]] = field(default_factory=list)
     topology: list[dict[str, Any]] = field(default_factory=list)
+    adms: list[dict[str, Any]] = field(default_factory=list)
     #: pushed messages merged in
     messages: int = 0
 
@@ -95,14 +99,16 @@ class Updates:
             self.points.clear()
             self.alarms.clear()
             self.topology.clear()
+            self.adms.clear()
             return
         for p in message.get("points", ()):
             self.points[p["name"]] = p
         self.alarms.extend(message.get("alarms", ()))
         self.topology.extend(message.get("topology", ()))
+        self.adms.extend(message.get("adms", ()))
 
     def __bool__(self) -> bool:
-        return bool(self.snapshot or self.points or self.alarms or self.topology)
+        return bool(self.snapshot or self.points or self.alarms or self.topology or self.adms)
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,7 @@ class ConsoleModel:
         self.points = PointStore()
         self.alarms = AlarmStore()
         self.topology = TopologyStore()
+        self.adms = AdmsStore()
         self.network: NetworkGraph | None = None
         self.session: Session | None = None
         self.connection = ConnectionState.DISCONNECTED
@@ -164,6 +171,7 @@ class ConsoleModel:
             self.alarms.reset(snap.get("alarms", ()))
             if snap.get("topology") is not None:
                 self.topology.reset(snap["topology"])
+            self.adms.reset(snap.get("adms"))
             self._device_area = {}
         if updates.points:
             self.points.update(updates.points.values())
@@ -171,6 +179,8 @@ class ConsoleModel:
             self.alarms.apply(updates.alarms)
         for delta in updates.topology:
             self.topology.apply(delta)
+        if updates.adms:
+            self.adms.apply(updates.adms)
 
     def set_network(self, collection: dict[str, Any]) -> NetworkGraph:
         self.network = NetworkGraph.from_collection(collection)
@@ -246,6 +256,35 @@ class ConsoleModel:
         found = set(self.network.feeders()) if self.network else set()
         found.update(self.area_of(a) for a in self.alarms.alarms.values())
         return sorted(found, key=natural_key)
+
+    def feeder_head_points(self, units: tuple[str, ...] = ("MW", "A")) -> list[str]:
+        """Each feeder head's measured quantity: a point bound to its breaker or breaker's branch.
+
+        The first unit in ``units`` a head measures wins (active power, else
+        current); heads in feeder order, without the ones measuring none.
+        """
+        net = self.network
+        if net is None:
+            return []
+        found = []
+        for feeder in sorted(net.feeder_heads, key=natural_key):
+            head = net.elements.get(net.feeder_heads[feeder])
+            if head is None:
+                continue
+            # a breaker on a line or transformer: its measurements are bound to that branch
+            branch = str(head.props.get("element")) if head.props.get("et") != "bus" else ""
+            bound = [
+                p
+                for gid in (head.id, branch)
+                for b in net.points_of(gid)
+                if (p := self.points.get(b.point)) is not None and p.kind == "analog"
+            ]
+            for unit in units:
+                match = next((p.name for p in bound if p.unit == unit), None)
+                if match is not None:
+                    found.append(match)
+                    break
+        return found
 
     def customers_off(self) -> int:
         """Customers of loads the topology shows de-energised."""

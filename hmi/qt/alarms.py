@@ -180,16 +180,19 @@ class AlarmSummary(QWidget):
         self.priority.addItems(
             ["All priorities", *(f"<= {p} {n}" for p, n in PRIORITY_NAMES.items())]
         )
-        self.shelved = QCheckBox("Show shelved/suppressed")
-        self.unacked = QCheckBox("Unacknowledged only")
+        self.shelved = QCheckBox("Shelved/suppressed")
+        self.unacked = QCheckBox("Unacked only")
         for w in (self.area, self.priority):
             w.currentIndexChanged.connect(lambda _: self._apply_filter())
         for c in (self.shelved, self.unacked):
             c.toggled.connect(lambda _: self._apply_filter())
-        self.ack_selected = QPushButton("Acknowledge selected")
+        self.ack_selected = QPushButton("Ack selected")
         self.ack_selected.clicked.connect(lambda: self.acknowledge(self.selected()))
-        self.ack_page = QPushButton("Acknowledge page")
+        self.ack_page = QPushButton("Ack page")
         self.ack_page.clicked.connect(lambda: self.acknowledge(self.page()))
+        self.shelved.setToolTip("show shelved and suppressed alarms too")
+        self.ack_selected.setToolTip("acknowledge the selected alarms (double-click: one)")
+        self.ack_page.setToolTip("acknowledge the unacknowledged alarms in view")
         self.shelve_for = QComboBox()
         self.shelve_for.addItems(list(SHELVE_CHOICES_S))
         self.shelve = QPushButton("Shelve")

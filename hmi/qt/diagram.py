@@ -4,30 +4,40 @@ Contract:
 - :class:`DiagramScene` draws the console model's network in a layout
   (``geographic`` or ``schematic``, :meth:`hmi.model.NetworkGraph.layout`)
   in a few items, not one per element: lines grouped by style into one path
-  each, point symbols (fixed pixel size at any zoom), labels and values, and
-  a highlight. Detail follows the zoom: loads and DER, element names and
-  measured values appear once lines are long enough on screen. It follows
+  each, point symbols (fixed pixel size at any zoom, each look drawn once
+  as a sprite and blitted), labels and values, and a highlight. Detail
+  follows the zoom: loads and DER, element names and measured values
+  appear once lines are long enough on screen. It follows
   the model's events: topology changes recolour, point changes redraw
   switch positions, FPIs and values with their quality, tag changes redraw
   tag marks.
 - Colouring by feeder or by energisation; de-energised is grey, earthed
   brown, energised and earthed red, looped branches magenta, whatever the
   mode. :meth:`DiagramScene.style_of` says how an element is drawn now.
+- The state-estimate overlay (:meth:`DiagramScene.set_estimate_overlay`),
+  while on and an estimate is held, colours buses (and what hangs on one
+  bus) by the estimated voltage's band and lines and transformers by their
+  loading's band (:mod:`hmi.model.adms`); de-energised and earthed colours
+  still win. It follows each new estimate. Tooltips give the estimated
+  values whether the overlay is on or not.
 - :class:`DiagramView` pans (drag), zooms (wheel, about the cursor), shows
   tooltips, and signals double-clicks and context menus on elements.
   :class:`DiagramPanel` adds search by id or name, layout and colouring
-  choices, fit, and a legend.
+  choices, the estimate overlay toggle, fit, and a legend (of the overlay's
+  bands while it is on).
 """
 
 from __future__ import annotations
 
 import enum
+import html
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QLineF, QObject, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
@@ -37,11 +47,13 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPen,
+    QPixmap,
     QPolygonF,
     QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QGraphicsItem,
@@ -57,6 +69,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hmi.model.adms import LOADING_BANDS, VOLTAGE_BANDS, Estimate, loading_band, voltage_band
 from hmi.model.console import ConsoleModel
 from hmi.model.network import Element, Layout, NetworkGraph
 from hmi.qt import style
@@ -87,6 +100,8 @@ _OFFSETS = {
 #: element names and measured values are written once a typical line is drawn this long
 LABEL_PX = 70.0
 VALUE_PX = 55.0
+#: kinds the estimate gives a loading for (by id), the others take their bus's voltage
+_BRANCH_KINDS = frozenset({"line", "transformer", "regulator"})
 #: loads and DER (many, and beside their bus) are drawn from this detail on
 PASSIVE_PX = 20.0
 _PASSIVE = frozenset({"load", "der"})
@@ -121,6 +136,8 @@ class _Symbol:
     abnormal: bool = False
     tag: str | None = None
     flagged: bool = False
+    #: the pixmap of its present look (None: draw or look it up at the next paint)
+    sprite: QPixmap | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -148,23 +165,34 @@ class _Layer(QGraphicsItem):
 
 
 class _LineLayer(_Layer):
-    """Every line, grouped into one path per style."""
+    """Every line, grouped into one path per style.
+
+    Its pixels are cached in device coordinates (redrawn when a line's style
+    changes or the view pans or zooms), so the symbols above it can repaint
+    every frame without the lines being stroked again.
+    """
 
     def __init__(self, scene: DiagramScene) -> None:
         super().__init__(scene)
         self.paths: dict[str, QPainterPath] = {}
         self.keys: dict[str, tuple[str, bool, bool]] = {}
         self._groups: dict[tuple[str, bool, bool], QPainterPath] | None = None
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def clear(self) -> None:
         self.paths.clear()
         self.keys.clear()
+        self.restyled()
+
+    def restyled(self) -> None:
+        """Paths or styles changed: group and stroke them again at the next paint."""
         self._groups = None
+        self.update()
 
     def set_key(self, gid: str, key: tuple[str, bool, bool]) -> None:
         if self.keys.get(gid) != key:
             self.keys[gid] = key
-            self._groups = None
+            self.restyled()
 
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
@@ -184,7 +212,16 @@ class _LineLayer(_Layer):
 
 
 class _SymbolLayer(_Layer):
-    """Point symbols at a fixed pixel size: painted in device coordinates."""
+    """Point symbols at a fixed pixel size: painted in device coordinates.
+
+    Each distinct look (kind, colour, position, quality, marks, tag ...) is
+    drawn once into a small pixmap (a sprite) and blitted wherever it
+    appears: a repaint of the whole network is hundreds of blits, not
+    hundreds of antialiased shapes.
+    """
+
+    #: sprite size, pixels: room for the largest symbol (a substation) and a switch's marks
+    SPRITE = (64, 48)
 
     def __init__(self, scene: DiagramScene) -> None:
         super().__init__(scene)
@@ -193,6 +230,50 @@ class _SymbolLayer(_Layer):
         self._font = QFont()
         self._font.setPixelSize(10)
         self._font.setBold(True)
+        self._sprites: dict[tuple[Any, ...], QPixmap] = {}
+        self._ratio = 0.0
+        #: per symbol of :attr:`order`: scene position, pixel offset, passive kind
+        self._xy = np.zeros((0, 2))
+        self._offset = np.zeros((0, 2))
+        self._passive = np.zeros(0, bool)
+
+    def placed(self) -> None:
+        """The symbols are all in :attr:`order`: index their positions for painting."""
+        self._xy = np.array([(s.pos.x(), s.pos.y()) for s in self.order], float).reshape(-1, 2)
+        self._offset = np.array(
+            [_OFFSETS.get(s.kind, (0.0, 0.0)) for s in self.order], float
+        ).reshape(-1, 2)
+        self._passive = np.array([s.kind in _PASSIVE for s in self.order], bool)
+
+    def sprite(self, s: _Symbol, ratio: float) -> QPixmap:
+        """The pixmap of a symbol's look at a device pixel ratio (drawn on first use)."""
+        key = (
+            s.kind,
+            s.subtype,
+            s.colour,
+            s.closed,
+            s.telemetered,
+            s.severity,
+            s.marks,
+            s.abnormal,
+            s.tag,
+            s.flagged,
+            ratio,
+        )
+        pixmap = self._sprites.get(key)
+        if pixmap is None:
+            w, h = self.SPRITE
+            pixmap = QPixmap(round(w * ratio), round(h * ratio))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+            painter.setFont(self._font)
+            _draw_symbol(painter, s, QPointF(w / 2, h / 2))
+            painter.end()
+            self._sprites[key] = pixmap
+        return pixmap
 
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
@@ -201,13 +282,32 @@ class _SymbolLayer(_Layer):
         margin = 30.0 / max(self.diagram.px_per_unit, 1e-9)
         visible = option.exposedRect.adjusted(-margin, -margin, margin, margin)
         painter.setWorldTransform(QTransform())
-        painter.setFont(self._font)
-        skip = _PASSIVE if self.diagram.detail_px < PASSIVE_PX else frozenset()
-        for s in self.order:
-            if s.kind not in skip and visible.contains(s.pos):
-                p = t.map(s.pos)
-                dx, dy = _OFFSETS.get(s.kind, (0.0, 0.0))
-                _draw_symbol(painter, s, QPointF(p.x() + dx, p.y() + dy))
+        device = painter.device()
+        ratio = device.devicePixelRatioF() if device is not None else 1.0
+        if ratio != self._ratio:
+            self._ratio = ratio
+            for s in self.order:
+                s.sprite = None
+        x, y = self._xy[:, 0], self._xy[:, 1]
+        show = (
+            (x >= visible.left())
+            & (x <= visible.right())
+            & (y >= visible.top())
+            & (y <= visible.bottom())
+        )
+        if self.diagram.detail_px < PASSIVE_PX:
+            show &= ~self._passive
+        w, h = self.SPRITE
+        # the view only scales and translates: device = m * scene + d, then the pixel offset
+        px = np.rint(t.m11() * x + t.dx() + self._offset[:, 0] - w / 2).astype(int).tolist()
+        py = np.rint(t.m22() * y + t.dy() + self._offset[:, 1] - h / 2).astype(int).tolist()
+        order = self.order
+        for i in np.flatnonzero(show).tolist():
+            s = order[i]
+            sprite = s.sprite
+            if sprite is None:
+                sprite = s.sprite = self.sprite(s, ratio)
+            painter.drawPixmap(px[i], py[i], sprite)
 
 
 class _LabelLayer(_Layer):
@@ -287,6 +387,8 @@ class DiagramScene(QGraphicsScene):
         super().__init__(parent)
         self.model = model
         self.colouring = Colouring.FEEDER
+        #: colour by the state estimate (voltage and loading bands) while one is held
+        self.estimate_overlay = False
         self.layout_name = "geographic"
         self.layout: Layout | None = None
         self.px_per_unit = 1.0
@@ -315,6 +417,7 @@ class DiagramScene(QGraphicsScene):
         model.points.changed.connect(self._on_points)
         model.tags_changed.connect(lambda _: self._refresh_switches(None))
         model.network_changed.connect(self._on_network)
+        model.adms.estimate_changed.connect(self._on_estimate)
 
     # ---------------------------------------------------------------- build
     @property
@@ -330,6 +433,7 @@ class DiagramScene(QGraphicsScene):
         self.lines.clear()
         self.symbols.symbols.clear()
         self.symbols.order.clear()
+        self.symbols.placed()
         self.labels.names.clear()
         self.labels.values.clear()
         self._segments.clear()
@@ -370,6 +474,7 @@ class DiagramScene(QGraphicsScene):
             for binding in net.points_of(e.id):
                 if e.kind in ("switch", "fpi") and binding.qualifier is None:
                     self._points_of_symbol[binding.point] = e.id
+        self.symbols.placed()
         self._place_values(net, layout)
         lengths = sorted(p.length() for p in self.lines.paths.values())
         self.typical_length = lengths[len(lengths) // 2] if lengths else 1.0
@@ -379,6 +484,7 @@ class DiagramScene(QGraphicsScene):
         for layer in (self.lines, self.symbols, self.labels):
             layer.set_rect(rect)
         self.setSceneRect(rect)
+        self.lines.restyled()
         self.update()
         self.build_ms = (time.perf_counter() - t0) * 1e3
         return self.build_ms
@@ -421,6 +527,8 @@ class DiagramScene(QGraphicsScene):
             colour = style.EARTHED
         elif not st.energised:
             colour = style.DEENERGISED
+        elif (estimated := self._estimate_colour(gid)) is not None:
+            colour = estimated
         elif looped:
             colour = style.LOOPED
         elif self.colouring == Colouring.FEEDER:
@@ -430,6 +538,24 @@ class DiagramScene(QGraphicsScene):
         else:
             colour = self._voltage_colour(gid)
         return ElementStyle(colour, st.energised, st.earthed, looped)
+
+    def _estimate_colour(self, gid: str) -> str | None:
+        """The overlay's colour of an element; None when the overlay is off or has nothing."""
+        estimate = self.model.adms.estimate
+        net = self.network
+        if not self.estimate_overlay or estimate is None or not estimate.buses or net is None:
+            return None
+        e = net.elements.get(gid)
+        if e is None:
+            return None
+        if e.kind in _BRANCH_KINDS:
+            flow = estimate.branches.get(gid)
+            if flow is None or flow.loading_percent is None:
+                return style.NOT_ESTIMATED
+            return style.LOADING_COLOURS[loading_band(flow.loading_percent)]
+        buses = e.buses()
+        bus = estimate.buses.get(buses[0]) if buses else None
+        return style.VOLTAGE_COLOURS[voltage_band(bus.vm_pu)] if bus else style.NOT_ESTIMATED
 
     def _voltage_colour(self, gid: str) -> str:
         net = self.network
@@ -458,10 +584,17 @@ class DiagramScene(QGraphicsScene):
             s.telemetered = p is not None
             s.flagged = bool(p is not None and p.value)
             s.severity = self.model.points.severity(point) if point and p else None
+        s.sprite = None
 
     def set_colouring(self, colouring: Colouring) -> None:
         self.colouring = colouring
         self._restyle(None)
+
+    def set_estimate_overlay(self, on: bool) -> None:
+        """Colour by the state estimate (True) or by the colouring chosen (False)."""
+        if on != self.estimate_overlay:
+            self.estimate_overlay = on
+            self._restyle(None)
 
     def _restyle(self, ids: Iterable[str] | None) -> None:
         targets = set(self.lines.paths) | set(self.symbols.symbols) if ids is None else set(ids)
@@ -483,6 +616,10 @@ class DiagramScene(QGraphicsScene):
     # --------------------------------------------------------------- events
     def _on_network(self, _: NetworkGraph) -> None:
         self.build(self.layout_name)
+
+    def _on_estimate(self, _: Estimate | None) -> None:
+        if self.layout is not None and self.estimate_overlay:
+            self._restyle(None)
 
     def _on_topology(self, ids: frozenset[str]) -> None:
         if self.layout is not None:
@@ -827,12 +964,44 @@ def describe(model: ConsoleModel, gid: str) -> str:
         lines.append(f"{pos} (normally {normal}), {src}")
         for t in model.tags_on(v.point) if v.point else []:
             lines.append(f"tag {t.kind} by {t.owner}: {t.reason}")
+    estimate = model.adms.estimate
+    bad = estimate.bad_points() if estimate is not None else {}
     for b in net.points_of(gid):
         p = model.points.get(b.point)
         if p is not None:
             marks = model.points.marks(b.point)
             lines.append(f"{b.point}: {p.value_text()} {marks}".rstrip())
+        if b.point in bad:
+            lines.append(
+                f"<span style='color:#ff3b3b'>{b.point}: bad data "
+                f"(normalised residual {bad[b.point]:.1f})</span>"
+            )
+        elif estimate is not None and b.point in estimate.excluded:
+            lines.append(f"<span style='color:#ffa726'>{b.point}: left out of the estimate</span>")
+    if estimate is not None:
+        lines.extend(_estimate_lines(estimate, gid))
     return "<br>".join(lines)
+
+
+def _estimate_lines(estimate: Estimate, gid: str) -> list[str]:
+    """The estimated values of one element, for its tooltip."""
+    tag = f"estimate #{estimate.id}"
+    out = []
+    bus = estimate.buses.get(gid)
+    if bus is not None:
+        colour = style.VOLTAGE_COLOURS[voltage_band(bus.vm_pu)]
+        out.append(
+            f"{tag}: <span style='color:{colour}'>{bus.vm_pu:.4f} pu</span>, "
+            f"{bus.va_degree:.2f} deg"
+        )
+    flow = estimate.branches.get(gid)
+    if flow is not None:
+        loading = ""
+        if flow.loading_percent is not None:
+            colour = style.LOADING_COLOURS[loading_band(flow.loading_percent)]
+            loading = f", loading <span style='color:{colour}'>{flow.loading_percent:.1f} %</span>"
+        out.append(f"{tag}: P {flow.p_from_mw:.3f} MW, Q {flow.q_from_mvar:.3f} Mvar{loading}")
+    return out
 
 
 # -------------------------------------------------------------------- panel
@@ -855,6 +1024,11 @@ class DiagramPanel(QWidget):
         self.colour_box.currentTextChanged.connect(
             lambda text: self.scene.set_colouring(Colouring(text))
         )
+        self.overlay_box = QCheckBox("State estimate")
+        self.overlay_box.setToolTip(
+            "colour buses by estimated voltage and lines/transformers by loading"
+        )
+        self.overlay_box.toggled.connect(self.set_estimate_overlay)
         fit = QPushButton("Fit")
         fit.clicked.connect(self.view.fit)
         self.status = QLabel("")
@@ -864,10 +1038,12 @@ class DiagramPanel(QWidget):
         bar.addWidget(self.layout_box)
         bar.addWidget(QLabel("Colour by"))
         bar.addWidget(self.colour_box)
+        bar.addWidget(self.overlay_box)
         bar.addWidget(fit)
         bar.addWidget(self.status, 1)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
         box = QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         box.addLayout(bar)
@@ -875,6 +1051,15 @@ class DiagramPanel(QWidget):
         box.addWidget(self.legend)
         model.network_changed.connect(self._on_network)
         model.topology.changed.connect(lambda _: self._update_status())
+        model.adms.estimate_changed.connect(lambda _: self._update_legend())
+
+    def set_estimate_overlay(self, on: bool) -> None:
+        """Toggle the state-estimate overlay (and its legend)."""
+        if self.overlay_box.isChecked() != on:
+            self.overlay_box.setChecked(on)
+            return
+        self.scene.set_estimate_overlay(on)
+        self._update_legend()
 
     def _on_network(self, net: NetworkGraph) -> None:
         completer = QCompleter(
@@ -885,7 +1070,7 @@ class DiagramPanel(QWidget):
         completer.activated.connect(lambda _: self._search())
         self.search.setCompleter(completer)
         self.view.fit()
-        self._update_legend(net)
+        self._update_legend()
         self._update_status()
 
     def set_layout(self, name: str) -> None:
@@ -920,9 +1105,36 @@ class DiagramPanel(QWidget):
             + (f"; paralleled feeders {paralleled}" if paralleled else "")
         )
 
-    def _update_legend(self, net: NetworkGraph) -> None:
-        feeders = net.feeders()
+    def _update_legend(self) -> None:
+        net = self.model.network
+        if net is None:
+            self.legend.setText("")
+            return
         swatch = "<span style='color:{}'>&#9632;</span> {}"
+        if self.scene.estimate_overlay:
+            estimate = self.model.adms.estimate
+            if estimate is None or not estimate.buses:
+                why = estimate.error if estimate is not None and estimate.error else "none yet"
+                items = [f"state estimate: {html.escape(why)} (colours as chosen)"]
+            else:
+                items = [f"<b>estimate #{estimate.id}</b> voltage:"]
+                items += [
+                    swatch.format(style.VOLTAGE_COLOURS[b], html.escape(t))
+                    for _, b, t in VOLTAGE_BANDS
+                ]
+                items.append("<b>loading:</b>")
+                items += [
+                    swatch.format(style.LOADING_COLOURS[b], html.escape(t))
+                    for _, b, t in LOADING_BANDS
+                ]
+                items.append(swatch.format(style.NOT_ESTIMATED, "not estimated"))
+            items += [
+                swatch.format(style.DEENERGISED, "de-energised"),
+                swatch.format(style.EARTHED, "earthed"),
+            ]
+            self.legend.setText("&nbsp;&nbsp;".join(items))
+            return
+        feeders = net.feeders()
         items = [swatch.format(style.feeder_colour(feeders, f), f) for f in feeders]
         items += [
             swatch.format(style.SOURCE, "source side"),

@@ -1,4 +1,4 @@
-"""The console's main window: banner, diagram, tables, events, trends, alarms, ADMS results.
+"""The console's main window: banner, diagram and tables, alarms, trends and the ADMS panel.
 
 Contract:
 - :class:`MainWindow` shows one :class:`~hmi.model.ConsoleModel` fed by one
@@ -10,16 +10,24 @@ Contract:
 - The alarm banner and the connection state stay in view above everything;
   while not connected the state reads DISCONNECTED in red and every value
   is shown stale.
-- On each (re)connection the window loads the network once, and the tags;
-  tags are polled every :data:`MainWindow.TAGS_MS` (the push channel does
-  not carry them).
+- Default layout: the diagram (tabbed with the point list, breakers,
+  reliability and events) in the centre, the alarm list and the trends side
+  by side below it, the ADMS panel on the right; all in view at once. The
+  docks can be moved and floated; trends and ADMS closed too (the View menu
+  opens them again), the alarm list not.
+- On each (re)connection the window loads the network once, the tags, the
+  ADMS plans and the latest state estimate (pushed updates follow); tags
+  are polled every :data:`MainWindow.TAGS_MS` (the push channel does not
+  carry them).
 - Double-clicking a switch opens its control dialog; a context menu on an
-  element offers control, its device's points and trends of its values.
+  element offers control, its device's points, trends of its values and its
+  properties. A newly proposed ADMS plan brings the ADMS panel forward; a
+  step double-clicked there is shown on the diagram.
 """
 
 from __future__ import annotations
 
-import json
+import html
 import time
 from collections import deque
 from functools import partial
@@ -32,7 +40,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QPlainTextEdit,
+    QMessageBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -41,6 +49,7 @@ from PySide6.QtWidgets import (
 from hmi.client import ConsoleClient, Reply
 from hmi.model.console import ConnectionState, ConsoleModel
 from hmi.qt import style
+from hmi.qt.adms import AdmsPanel
 from hmi.qt.alarms import AlarmBanner, AlarmSummary
 from hmi.qt.control import ControlDialog
 from hmi.qt.diagram import DiagramPanel
@@ -95,7 +104,6 @@ class MainWindow(QMainWindow):
         self.breakers = BreakerPanel(model, client)
         self.reliability = ReliabilityPanel(client)
         self.events = EventPanel(model, client)
-        self.trends = TrendPanel(model, client)
         self.tabs = QTabWidget()
         for widget, title in (
             (self.diagram, "Diagram"),
@@ -103,7 +111,6 @@ class MainWindow(QMainWindow):
             (self.breakers, "Breakers"),
             (self.reliability, "Reliability"),
             (self.events, "Events / SOE"),
-            (self.trends, "Trends"),
         ):
             self.tabs.addTab(widget, title)
         central = QWidget()
@@ -115,24 +122,32 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.alarms = AlarmSummary(model, client)
-        dock = QDockWidget("Alarms", self)
-        dock.setObjectName("alarms")
-        dock.setWidget(self.alarms)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        self.trends = TrendPanel(model, client)
+        self.adms = AdmsPanel(model, client)
+        # the alarm list and trends take the whole width below; ADMS sits beside the diagram
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.alarm_dock = self._dock(
+            "Alarms", self.alarms, Qt.DockWidgetArea.BottomDockWidgetArea, closable=False
         )
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [300], Qt.Orientation.Vertical)
-        self.adms_text = QPlainTextEdit()
-        self.adms_text.setReadOnly(True)
-        self.adms = QDockWidget("ADMS result", self)
-        self.adms.setObjectName("adms")
-        self.adms.setWidget(self.adms_text)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.adms)
-        self.adms.hide()
+        self.trend_dock = self._dock("Trends", self.trends, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.alarm_dock, self.trend_dock, Qt.Orientation.Horizontal)
+        self.adms_dock = self._dock("ADMS", self.adms, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.alarm_dock], [330], Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.alarm_dock, self.trend_dock, self.adms_dock],
+            [820, 780, 440],
+            Qt.Orientation.Horizontal,
+        )
+        view = self.menuBar().addMenu("View")
+        for dock in (self.trend_dock, self.adms_dock):
+            view.addAction(dock.toggleViewAction())
+        self._properties: QMessageBox | None = None
         self.setStyleSheet(
             f"QMainWindow, QWidget {{ background:{style.BACKGROUND}; color:{style.TEXT}; }}"
+            # the background rule hides check boxes' indicators: draw them
+            "QCheckBox::indicator { width:11px; height:11px; border:1px solid #8aa0b8; }"
+            "QCheckBox::indicator:checked { background:#4ea8ff; }"
         )
 
         self._frame = QTimer(self)
@@ -153,9 +168,26 @@ class MainWindow(QMainWindow):
         self.diagram.view.elementContext.connect(self._element_menu)
         self.points.pointAction.connect(self._point_action)
         self.alarms.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.adms.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.adms.planProposed.connect(self._plan_proposed)
+        self.adms.elementSelected.connect(self.show_element)
         model.session_changed.connect(lambda _: self._show_user())
         self._show_connection(model.connection, model.connection_detail)
         self._show_user()
+
+    def _dock(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea, closable: bool = True
+    ) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower())
+        dock.setWidget(widget)
+        if not closable:
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            )
+        self.addDockWidget(area, dock)
+        return dock
 
     # --------------------------------------------------------------- frames
     @Slot()
@@ -195,6 +227,7 @@ class MainWindow(QMainWindow):
             if self.model.network is None:
                 self.load_network()
             self.refresh_tags()
+            self.load_adms()
             self._tags.start()
             self.trends.set_completions()
         else:
@@ -227,6 +260,21 @@ class MainWindow(QMainWindow):
             self.network_error = reply.error or "no answer"
             self.diagram.status.setText(f"no network diagram: {self.network_error}")
 
+    def load_adms(self) -> None:
+        """The plans and the latest estimate (pushed updates keep them current afterwards)."""
+        self.client.request("GET", "/api/adms/plans", on_done=self._plans_loaded)
+        self.client.request("GET", "/api/adms/estimate", on_done=self._estimate_loaded)
+
+    def _plans_loaded(self, reply: Reply) -> None:
+        if reply.ok:
+            self.model.adms.set_plans(reply.data)
+        else:
+            self.adms.show_unavailable(f"ADMS plans: {reply.status or 'no answer'} {reply.error}")
+
+    def _estimate_loaded(self, reply: Reply) -> None:
+        if reply.ok:
+            self.model.adms.set_estimate(reply.data)
+
     def refresh_tags(self) -> None:
         self.client.request("GET", "/api/tags", on_done=self._tags_loaded)
 
@@ -247,11 +295,38 @@ class MainWindow(QMainWindow):
         dialog.raise_()
         return dialog
 
-    def show_json(self, title: str, result: Any) -> None:
-        """Show an ADMS (or any) JSON result in the side dock."""
-        self.adms.setWindowTitle(title)
-        self.adms_text.setPlainText(json.dumps(result, indent=2, sort_keys=True, default=str))
-        self.adms.show()
+    def show_element(self, gid: str) -> None:
+        """Bring the diagram forward, centred on an element."""
+        self.tabs.setCurrentWidget(self.diagram)
+        if not self.diagram.view.zoom_to(gid):
+            self.statusBar().showMessage(f"{gid} is not on the diagram", 10_000)
+
+    def show_properties(self, gid: str) -> QMessageBox | None:
+        """An element's model properties in a window of their own (not modal)."""
+        net = self.model.network
+        if net is None or gid not in net:
+            return None
+        e = net.elements[gid]
+        rows = "".join(
+            f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in sorted(e.props.items())
+        )
+        if self._properties is not None:
+            self._properties.close()
+        box = QMessageBox(QMessageBox.Icon.NoIcon, f"{e.name} ({gid})", "", parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(f"<table>{rows}</table>")
+        box.setModal(False)
+        box.show()
+        self._properties = box
+        return box
+
+    def _plan_proposed(self, plan_id: str) -> None:
+        self.adms_dock.show()
+        self.adms_dock.raise_()
+        p = self.model.adms.plans.get(plan_id)
+        if p is not None:
+            self.statusBar().showMessage(f"ADMS {p.app} plan {plan_id} proposed: {p.summary}")
 
     def _element_activated(self, gid: str) -> None:
         net = self.model.network
@@ -283,7 +358,7 @@ class MainWindow(QMainWindow):
                 menu.addAction(f"Trend {b.point}", partial(self._point_action, "trend", b.point))
         if bindings:
             menu.addAction("Device points", lambda: self._show_points(bindings[0].point))
-        menu.addAction(f"Show {gid} as JSON", lambda: self.show_json(gid, net.elements[gid].props))
+        menu.addAction(f"Properties of {gid}", lambda: self.show_properties(gid))
         menu.exec(where)
 
     def _point_action(self, action: str, point: str) -> None:
@@ -291,7 +366,8 @@ class MainWindow(QMainWindow):
             self.open_control(point)
         elif action == "trend":
             self.trends.add_point(point)
-            self.tabs.setCurrentWidget(self.trends)
+            self.trend_dock.show()
+            self.trend_dock.raise_()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         for dialog in list(self.dialogs.values()):

@@ -1,10 +1,13 @@
-"""Colours of the console: energisation, feeders, alarm priorities and value quality.
+"""Colours of the console: energisation, feeders, estimate bands, alarm priorities, quality.
 
 One place, so every display uses the same conventions (dark background):
 de-energised grey, earthed brown, energised and earthed red, looped
 magenta; feeders from a fixed palette; alarm priorities 1 red, 2 orange,
 3 yellow, 4 blue; quality comm-fail magenta, invalid red, stale yellow,
-substituted cyan.
+substituted cyan; state-estimate overlay: bus voltage bands from blue (under)
+through green (normal) to red (over), branch loading bands from green (light)
+to red (overload), blue-grey for what the estimate does not cover; plan and
+step states.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ __all__ = [
     "ENERGISED_EARTHED",
     "FEEDER_PALETTE",
     "HV",
+    "LOADING_COLOURS",
     "LOOPED",
+    "NOT_ESTIMATED",
+    "PLAN_STATE_COLOURS",
     "PRIORITY_COLOURS",
     "QUALITY_COLOURS",
     "SOURCE",
     "TEXT",
+    "VOLTAGE_COLOURS",
     "feeder_colour",
     "qcolor",
 ]
@@ -56,6 +63,34 @@ QUALITY_COLOURS = {
     "stale": "#ffd54f",
     "substituted": "#4dd0e1",
     "questionable": "#ffa726",
+}
+
+#: bands of :data:`hmi.model.adms.VOLTAGE_BANDS`
+VOLTAGE_COLOURS = {
+    "under": "#3d6bff",
+    "low": "#4fc3f7",
+    "normal": "#3ec46d",
+    "high": "#ffb547",
+    "over": "#ff3b3b",
+}
+#: bands of :data:`hmi.model.adms.LOADING_BANDS`
+LOADING_COLOURS = {
+    "light": "#3ec46d",
+    "medium": "#d4e157",
+    "heavy": "#ffa726",
+    "overload": "#ff3b3b",
+}
+NOT_ESTIMATED = "#90a4ae"
+#: plan states and step states
+PLAN_STATE_COLOURS = {
+    "proposed": "#4ea8ff",
+    "pending": "#b0bec5",
+    "executing": "#ffd54f",
+    "done": "#3ec46d",
+    "failed": "#ff3b3b",
+    "rejected": "#9e9e9e",
+    "superseded": "#9e9e9e",
+    "skipped": "#9e9e9e",
 }
 
 _cache: dict[str, QColor] = {}

@@ -204,12 +204,14 @@ class PointListPanel(QWidget):
         box.setContentsMargins(2, 2, 2, 2)
         box.addLayout(bar)
         box.addWidget(self.table, 1)
+        #: the devices listed in the choice (after "all devices")
+        self._devices: list[str] = []
         model.points.changed.connect(self._devices_maybe_changed)
 
     def _devices_maybe_changed(self, _: frozenset[str]) -> None:
         devices = self.model.points.devices()
-        have = [self.device.itemText(i) for i in range(1, self.device.count())]
-        if devices != have:
+        if devices != self._devices:
+            self._devices = devices
             current = self.device.currentText()
             self.device.blockSignals(True)
             self.device.clear()

@@ -4,7 +4,8 @@ Contract:
 - :class:`TrendPanel` plots any number of points against time. *Live*:
   the last window of values from the historian (``GET /api/history``),
   then every pushed value as it arrives, the time axis following now.
-  *Historical*: the archived values between two times. Zoom and pan are
+  *Historical*: the archived values between two times (the time range
+  controls show in this mode only). Zoom and pan are
   pyqtgraph's (wheel, drag, right-drag); the vertical cursor follows the
   mouse and the readout gives each point's value at that time (the last
   sample at or before it).
@@ -39,7 +40,7 @@ from hmi.qt import style
 
 __all__ = ["TrendPanel"]
 
-WINDOWS_S = {"5 min": 300, "15 min": 900, "1 h": 3600, "8 h": 8 * 3600}
+WINDOWS_S = {"1 min": 60, "5 min": 300, "15 min": 900, "1 h": 3600, "8 h": 8 * 3600}
 #: live samples kept per point
 MAX_SAMPLES = 50_000
 
@@ -83,6 +84,7 @@ class TrendPanel(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.readout = QLabel("move the mouse over the chart for values")
         self.readout.setTextFormat(Qt.TextFormat.RichText)
+        self.readout.setWordWrap(True)
 
         self.point_edit = QLineEdit()
         self.point_edit.setPlaceholderText("point name")
@@ -92,7 +94,7 @@ class TrendPanel(QWidget):
         add = QPushButton("Add")
         add.clicked.connect(lambda: self.add_point(self.point_edit.text().strip()))
         self.points_list = QListWidget()
-        self.points_list.setMaximumWidth(220)
+        self.points_list.setMaximumWidth(160)
         remove = QPushButton("Remove selected")
         remove.clicked.connect(self._remove_selected)
         self.mode = QComboBox()
@@ -100,6 +102,7 @@ class TrendPanel(QWidget):
         self.mode.currentTextChanged.connect(self._mode_changed)
         self.window_box = QComboBox()
         self.window_box.addItems(list(WINDOWS_S))
+        self.window_box.setCurrentText("5 min")
         self.window_box.currentTextChanged.connect(lambda _: self._reload())
         now = QDateTime.currentDateTime()
         self.start = QDateTimeEdit(now.addSecs(-3600))
@@ -107,25 +110,22 @@ class TrendPanel(QWidget):
         for w in (self.start, self.end):
             w.setCalendarPopup(True)
             w.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
-            w.setEnabled(False)
         load = QPushButton("Load")
         load.clicked.connect(self._reload)
         self.note = QLabel("")
 
         bar = QHBoxLayout()
-        for widget in (
-            self.point_edit,
-            add,
-            self.mode,
-            QLabel("window"),
-            self.window_box,
-            self.start,
-            QLabel("to"),
-            self.end,
-            load,
-        ):
+        for widget in (self.point_edit, add, self.mode, QLabel("window"), self.window_box):
             bar.addWidget(widget)
         bar.addWidget(self.note, 1)
+        # the time range of historical mode, shown in that mode only
+        self.range_bar = QWidget()
+        rng = QHBoxLayout(self.range_bar)
+        rng.setContentsMargins(0, 0, 0, 0)
+        for part in (QLabel("from"), self.start, QLabel("to"), self.end, load):
+            rng.addWidget(part)
+        rng.addStretch(1)
+        self.range_bar.setVisible(False)
         side = QVBoxLayout()
         side.addWidget(self.points_list, 1)
         side.addWidget(remove)
@@ -135,6 +135,7 @@ class TrendPanel(QWidget):
         box = QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         box.addLayout(bar)
+        box.addWidget(self.range_bar)
         box.addLayout(body, 1)
         box.addWidget(self.readout)
         model.points.changed.connect(self._on_points)
@@ -185,8 +186,7 @@ class TrendPanel(QWidget):
     # ---------------------------------------------------------------- data
     def _mode_changed(self, mode: str) -> None:
         self.live = mode == "live"
-        for w in (self.start, self.end):
-            w.setEnabled(not self.live)
+        self.range_bar.setVisible(not self.live)
         self.window_box.setEnabled(self.live)
         self._reload()
 

@@ -33,7 +33,7 @@ from server.auth import Role
 from tests.server.conftest import ADMIN_PASSWORD, Rig
 
 #: cases per operation and generation mode, as admin and (checking refusals) as viewer
-ADMIN_EXAMPLES = 25
+ADMIN_EXAMPLES = 15
 VIEWER_EXAMPLES = 3
 SKIP = {("POST", "/api/logout")}
 
@@ -115,7 +115,7 @@ async def test_fuzz_the_api_from_its_schema(rig: Rig) -> None:
         who: c["positive"] + c["negative"] for who, c in (("admin", admin), ("viewer", viewer))
     }
     print(f"\nfuzz: {cases} cases; admin statuses {dict(admin)}; viewer statuses {dict(viewer)}")
-    assert cases["admin"] >= 1500 and admin["200"] > 0 and admin["422"] > 0
+    assert cases["admin"] >= 1000 and admin["200"] > 0 and admin["422"] > 0
     assert not [code for code in (*admin, *viewer) if code.isdigit() and int(code) >= 500]
     after_trail = rig.cc.historian.audit_trail(limit=100_000)
     assert after_trail[: len(before_trail)] == before_trail

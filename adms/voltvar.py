@@ -80,7 +80,8 @@ class Control:
             "id": self.id,
             "kind": self.kind,
             "values": list(self.values),
-            "current": self.current,
+            # a DER's reactive power has no discrete present setting (NaN): null
+            "current": None if math.isnan(self.current) else self.current,
             "operations_left": self.operations_left,
         }
 

@@ -107,3 +107,13 @@ def test_study_entry_point(cigre):
     data = study_voltvar(cigre, "losses")
     assert data["study"] == "voltvar" and data["method"] == "exhaustive"
     json.dumps(data)
+
+
+def test_study_on_mv_oberrhein_is_strict_json_with_der_controls():
+    # what `pyadms study voltvar --model mv_oberrhein --json` prints: taps and DER Q
+    data = study_voltvar("mv_oberrhein", "losses")
+    kinds = {c["kind"] for c in data["controls"]}
+    assert kinds == {"tap", "der"}
+    assert all(c["current"] is None for c in data["controls"] if c["kind"] == "der")
+    assert data["loss_kw_after"] < data["loss_kw_before"]
+    json.dumps(data, allow_nan=False)

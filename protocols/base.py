@@ -11,7 +11,9 @@ Contract:
   values set from Python and hands received commands to an
   :class:`OutstationHandler`.
 - Adapters may call sinks from foreign (C++) threads: :class:`UpdateSink` is
-  thread-safe and never blocks the caller.
+  thread-safe and never blocks the caller. It batches updates (at most one
+  delivery per ``min_interval_s``); adapters flush it before reporting a link
+  state change, so updates and link changes reach the consumer in order.
 """
 
 from __future__ import annotations
@@ -243,17 +245,29 @@ class UpdateSink:
 
     Adapters call :meth:`push` or :meth:`push_many` from any thread. The
     consumer is called on the loop with a list of updates, batched: at most one
-    wake-up of the loop is pending at a time however many updates arrive.
+    wake-up of the loop is pending at a time however many updates arrive, and
+    consecutive deliveries are at least ``min_interval_s`` apart. An update
+    after a quiet spell is delivered on the next loop iteration; under a steady
+    stream the updates of each interval go out together, so the consumer's
+    per-batch work (array building, subscribers) is paid once per interval,
+    not once per ASDU, at the price of at most ``min_interval_s`` of latency.
+    Adapters call :meth:`flush` on the loop before they report a link state
+    change, so a consumer never sees updates received before a loss after it.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, consumer: Callable[[list[PointUpdate]], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        consumer: Callable[[list[PointUpdate]], None],
+        min_interval_s: float = 0.01,
     ) -> None:
         self._loop = loop
         self._consumer = consumer
+        self._min_interval_s = min_interval_s
         self._queue: deque[PointUpdate] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
+        self._next_drain = 0.0  # loop time before which no delivery is due
 
     def push(self, update: PointUpdate) -> None:
         self._queue.append(update)
@@ -269,13 +283,24 @@ class UpdateSink:
                 return
             self._scheduled = True
         try:
-            self._loop.call_soon_threadsafe(self._drain)
+            self._loop.call_soon_threadsafe(self._arm)
         except RuntimeError:  # loop closed during shutdown: nothing to deliver to
             pass
+
+    def _arm(self) -> None:
+        delay = self._next_drain - self._loop.time()
+        if delay > 0:
+            self._loop.call_later(delay, self._drain)
+        else:
+            self._drain()
 
     def _drain(self) -> None:
         with self._lock:
             self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver the updates pushed so far now; call on the loop's thread."""
         batch: list[PointUpdate] = []
         pop = self._queue.popleft
         try:
@@ -284,6 +309,7 @@ class UpdateSink:
         except IndexError:
             pass
         if batch:
+            self._next_drain = self._loop.time() + self._min_interval_s
             self._consumer(batch)
 
 

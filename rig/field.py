@@ -16,6 +16,9 @@ Contract:
 - Comm loss: :meth:`stop_device` / :meth:`start_device` take a device's
   outstation off the network and bring it back on the same port, serving
   each point's last value and quality.
+- ``outstation_options`` gives the outstations of a protocol extra keyword
+  arguments, e.g. ``{"dnp3": {"unsolicited": True}}`` for DNP3 RTUs that
+  report events unsolicited.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from protocols.base import (
     CommandRequest,
@@ -101,8 +105,10 @@ class SimulatedField:
         config: ScadaConfig,
         on_command: Callable[[ReceivedCommand], None] | None = None,
         on_operate: Callable[[Operation], None] | None = None,
+        outstation_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.config = config
+        self._options = outstation_options or {}
         self.devices: dict[str, SimulatedDevice] = {}
         self.commands: list[ReceivedCommand] = []
         self._on_command = on_command
@@ -147,7 +153,12 @@ class SimulatedField:
         cfg = dev.points.device
         link = dataclasses.replace(cfg.link(), port=dev.port)
         cls = outstation_class(cfg.protocol)
-        outstation = cls(link, dev.specs, functools.partial(self._handle, dev))
+        outstation = cls(
+            link,
+            dev.specs,
+            functools.partial(self._handle, dev),
+            **self._options.get(cfg.protocol, {}),
+        )
         await outstation.start()
         dev.outstation = outstation
         dev.port = outstation.port

@@ -8,7 +8,8 @@ Contract:
 - Raw protocol values are converted to engineering units here, and only here
   (``value * scale + offset``).
 - Link supervision: a device whose link drops (or that does not connect
-  within its supervision time after start) has every monitored point marked
+  within its supervision time, ``2 * scan_period_s + timeout_s``, after the
+  start or reload that started it) has every monitored point marked
   COMM_FAIL | INVALID, values kept; one LINK_LOST event on loss and one
   LINK_RESTORED on recovery. Masters refresh on recovery, which clears the flags.
 - Commands report accepted / refused (with the reason) / timed out /
@@ -155,6 +156,7 @@ class FrontEnd:
     async def apply_config(self, new: ScadaConfig) -> ReloadReport:
         """Bring the running set of devices and points in line with ``new``."""
         report = ReloadReport()
+        started: list[_DeviceRun] = []
         old = self._config
         old_devices = old.devices if old else {}
         for name in [n for n in self._runs if n not in new.devices]:
@@ -186,6 +188,15 @@ class FrontEnd:
                 report.devices_added.append(name)
                 report.points_added += len(points.points)
             self._runs[name] = await self._start_run(points, resume=run)
+            started.append(self._runs[name])
+        # supervision counts from the end of the pass: starting thousands of
+        # masters takes seconds, which are not the first devices' fault
+        loop = asyncio.get_running_loop()
+        for run in started:
+            if run.master is not None and not run.up:
+                device = run.points.device
+                supervision_s = 2 * device.scan_period_s + device.timeout_s
+                run.watchdog = loop.call_later(supervision_s, self._startup_timeout, run)
         self._config = new
         if old is not None:
             self.events.record(Event(EventKind.CONFIG, f"configuration reloaded: {report}"))
@@ -220,13 +231,11 @@ class FrontEnd:
         if resume is not None and resume.lost:
             run.lost = True
         assert self._sink is not None, "start() first"
-        specs = points.point_specs(self.pointdb.handles())
+        specs = points.point_specs(
+            {p.name: int(h) for p, h in zip(points.points, handles, strict=True)}
+        )
         run.master = self._factory(
             device.protocol, device.link(), specs, self._sink, _DeviceListener(self, run)
-        )
-        supervision_s = 2 * device.scan_period_s + device.timeout_s
-        run.watchdog = asyncio.get_running_loop().call_later(
-            supervision_s, self._startup_timeout, run
         )
         await run.master.start()
         return run

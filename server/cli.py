@@ -375,9 +375,10 @@ def cmd_bench_acquisition(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         changes_per_s=args.changes_per_s,
         fep_processes=args.fep_processes,
-        scan_period_s=args.scan_period_s,
+        scan_period_s=bench_acquisition.parse_scan_periods(args.scan_period_s),
         progress=progress,
         stations_per_port=args.iec104_stations_per_port,
+        dnp3_unsolicited=not args.dnp3_polled,
     )
     _print_json(result)
     return 0
@@ -557,7 +558,19 @@ def build_parser() -> argparse.ArgumentParser:
     acq.add_argument(
         "--fep-processes", type=int, default=0, help="FEP processes (0 = as the protocols need)"
     )
-    acq.add_argument("--scan-period-s", type=float, default=1.0)
+    acq.add_argument(
+        "--scan-period-s",
+        nargs="+",
+        default=["2", "dnp3=10", "modbus=0.8"],
+        metavar="[PROTO=]SECONDS",
+        help="scan period, for all or per protocol (default: 2 dnp3=10 modbus=0.8: IEC-104 "
+        "and DNP3 report changes themselves, Modbus is polled)",
+    )
+    acq.add_argument(
+        "--dnp3-polled",
+        action="store_true",
+        help="the rig's DNP3 outstations send no unsolicited responses (events are polled)",
+    )
     acq.add_argument(
         "--iec104-stations-per-port",
         type=int,

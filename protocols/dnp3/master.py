@@ -404,10 +404,15 @@ class MasterImpl(Master):
             self._to_loop(self.listener.link_down, self.link.device, reason)
 
     def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run a listener call on the loop, after the updates pushed before it."""
         loop = self._loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(callback, *args)
+            loop.call_soon_threadsafe(self._in_order, callback, *args)
         except RuntimeError:  # loop closed during shutdown
             pass
+
+    def _in_order(self, callback: Callable[..., None], *args: Any) -> None:
+        self.sink.flush()
+        callback(*args)

@@ -28,14 +28,23 @@ Measured (c104 2.2.1, 2-core VM, loopback, RTUs of 30 points; the VM was
 shared with other jobs, so CPU figures are upper bounds):
 
 - master: a link is two threads (c104 client + lib60870 receive thread, which
-  polls every 0.1 s) and ~17-57 kB; 300 links: +17 MB, 600 threads, 4-6 %
-  CPU idle, all links up and all 9000 GI values 0.75 s after ``start()``.
+  polls every 0.1 s) and ~17-57 kB, plus ~1.5 kB per monitored IOA (see
+  :mod:`protocols.iec104.master`). One FEP process that runs nothing but
+  FEPs holds 1,000 RTUs on 100 links (p99 0.11 s at 1,000 changes/s, 0.17
+  core, 175 MB) and 600 RTUs on 300 links (p99 0.13 s at 300 changes/s, 0.22
+  core); with 500 links it aborted once the machine was overloaded (load
+  40). Limit: c104 keeps a mutex locked while its thread waits for the GIL,
+  and a c104 thread that waits more than 100 ms for such a mutex terminates
+  the process ("Potential Deadlock: mutex ... waiting for lock > 100ms").
+  More links per process mean more threads waiting for the GIL; long GIL
+  holds in the same process (the control centre's JSON pushes, historian,
+  ADMS) do the same, which is why FEP processes hosting c104 should run
+  apart from the control centre (``pyadms bench acquisition`` does) and
+  hold at most ~100-300 links.
 - outstation: a started c104 server is 4.7 MB and two threads (its accept
   loop polls every 10 ms) plus one per connected master; 300 dedicated
   servers: 1.5 GB, 35-48 % CPU idle; 1000: 5 GB and 1.6 cores idle, too much
-  for a 2-core rig. 1000 RTUs as 100 endpoints of 10 stations: rig 612 MB,
-  15-18 % CPU; master 24 MB, 200 threads; all 30000 GI values in 0.9-1.4 s,
-  a change of 20000 analogs delivered in about 1 s.
+  for a 2-core rig. 1000 RTUs as 20 endpoints of 50 stations: rig ~430 MB.
 """
 
 from protocols.iec104.master import MasterImpl

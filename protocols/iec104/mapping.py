@@ -20,6 +20,7 @@ here starts a thread or keeps state.
 
 import asyncio
 import datetime
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -28,7 +29,6 @@ import c104
 
 from protocols.base import (
     ControlKind,
-    DoubleState,
     LinkSpec,
     PointKind,
     PointSpec,
@@ -39,13 +39,11 @@ from protocols.base import (
 __all__ = [
     "COMMAND_TYPES",
     "COUNTER_TYPES",
-    "MONITORING_TYPES",
     "ValueClass",
     "command_type",
     "counter_quality_from_bits",
     "from_c104_time",
     "monitored_types",
-    "normalize",
     "quality_from_bits",
     "quality_to_c104",
     "resolve_ipv4",
@@ -59,14 +57,6 @@ CA_MIN, CA_MAX = 1, 0xFFFE
 
 T = c104.Type
 
-#: monitoring types the master decodes (CP24Time2a types are 101-only; c104 rejects them)
-MONITORING_TYPES = frozenset(
-    {
-        T.M_SP_NA_1, T.M_SP_TB_1, T.M_DP_NA_1, T.M_DP_TB_1, T.M_ST_NA_1, T.M_ST_TB_1,
-        T.M_ME_NA_1, T.M_ME_TD_1, T.M_ME_NB_1, T.M_ME_TE_1, T.M_ME_NC_1, T.M_ME_TF_1,
-        T.M_IT_NA_1, T.M_IT_TB_1,
-    }
-)  # fmt: skip
 COUNTER_TYPES = frozenset({T.M_IT_NA_1, T.M_IT_TB_1})
 _SINGLE_TYPES = frozenset({T.M_SP_NA_1, T.M_SP_TB_1})
 _DOUBLE_TYPES = frozenset({T.M_DP_NA_1, T.M_DP_TB_1})
@@ -129,30 +119,6 @@ def monitored_types(spec: PointSpec) -> tuple[c104.Type, c104.Type]:
     return T.M_ME_NC_1, T.M_ME_TF_1
 
 
-def normalize(raw: object, type_: c104.Type, cls: int) -> float:
-    """Turn a c104 information value into the contract's value for a point of ``cls``.
-
-    Lenient across types: a single-point ASDU for a double point gives ON/OFF,
-    a double-point ASDU for a single point gives 1 for ON, else 0.
-    """
-    if type_ in _SINGLE_TYPES:
-        on = bool(raw)
-        if cls == ValueClass.DOUBLE:
-            return int(DoubleState.ON if on else DoubleState.OFF)
-        return float(on) if cls == ValueClass.FLOAT else int(on)
-    if type_ in _DOUBLE_TYPES:
-        state = int(raw)  # type: ignore[call-overload]
-        if cls == ValueClass.BINARY:
-            return int(state == DoubleState.ON)
-        return float(state) if cls == ValueClass.FLOAT else state
-    number = float(raw)  # type: ignore[arg-type]
-    if cls == ValueClass.FLOAT:
-        return number
-    if cls == ValueClass.BINARY:
-        return int(number != 0)
-    return int(number)
-
-
 def _table(bits: dict[int, Quality]) -> tuple[Quality, ...]:
     table = []
     for byte in range(256):
@@ -195,8 +161,13 @@ def counter_quality_from_bits(bits: int) -> Quality:
     return _BCR_TABLE[bits & 0xFF]
 
 
+@functools.cache
 def quality_to_c104(quality: Quality, type_: c104.Type) -> c104.Quality | c104.BinaryCounterQuality:
-    """:class:`Quality` -> the c104 quality object for a monitored point of ``type_``."""
+    """:class:`Quality` -> the c104 quality object for a monitored point of ``type_``.
+
+    Cached: the outstation calls this twice per update, and c104 copies the
+    object into each information object it builds.
+    """
     if quality & Quality.COMM_FAIL:
         quality |= Quality.INVALID | Quality.OLD
     if type_ in COUNTER_TYPES:

@@ -16,13 +16,19 @@ to hold a link down for a backoff delay. A client costs one idle thread and
 about 10 kB next to the connection's own receive thread (measured, see the
 package docstring).
 
-Data path: no c104 points are registered for monitored IOAs, because c104
-binds one ASDU type to an IOA while real RTUs answer a GI with one type
-(e.g. M_ME_NC_1) and report changes of the same IOA with another
-(M_ME_TF_1). Every monitoring ASDU therefore reaches the connection's
-unexpected-message callback (cause UNKNOWN_IOA, or MISMATCHED_TYPE_ID when
-the IOA is also a command point), once per ASDU; it is decoded there and
-handed to the :class:`UpdateSink` in one ``push_many``.
+Data path: every received frame reaches the connection's raw-frame callback
+(one Python call, on the client's thread) and monitoring ASDUs are decoded
+there from the bytes (:mod:`protocols.iec104.frames`), never through c104's
+message objects, whose accessors give the GIL away several times per object
+(see that module: with 100 links in one process that starved the event loop
+until every link was lost). Decoding the bytes also takes any monitoring type
+for any IOA, as real RTUs need: they answer a GI with one type (e.g.
+M_ME_NC_1) and report changes of the same IOA with another (M_ME_TF_1),
+while c104 binds one type to an IOA. No Python runs on the receive thread:
+each monitored IOA has a c104 point (of its GI type, ~1.5 kB) so c104 does
+not call ``on_new_point`` for it; c104 drops the other type's ASDUs as
+mismatched, after we decoded them. The objects of one ASDU go to the
+:class:`UpdateSink` in one ``push_many``.
 
 Link supervision: t3 (idle time before a TESTFR) plus t1 (time to wait for
 its answer) is ``floor(2 * scan_period_s)`` whole seconds, at least 3 s (see
@@ -42,8 +48,9 @@ I-frames full) are queued and retried.
 Commands: c104's ``Point.transmit`` blocks until the confirmation (and the
 ACT_TERM in select-before-operate) or its timeout, so it runs on a worker
 thread. Its result is unreliable (see :meth:`_Link._transmit`), so while a
-command is in flight the link watches the raw frames, which give the outcome
-and a refusal's reason (negative ACT_CON, unknown IOA/CA/type).
+command is in flight the link also watches the frames sent and received,
+which give the outcome and a refusal's reason (negative ACT_CON, unknown
+IOA/CA/type).
 """
 
 # No ``from __future__ import annotations`` here: c104 compares the text of a
@@ -80,15 +87,11 @@ from protocols.base import (
     Quality,
     UpdateSink,
 )
+from protocols.iec104.frames import Object, command_frame, monitoring_objects, point_value
 from protocols.iec104.mapping import (
-    COMMAND_TYPES,
-    COUNTER_TYPES,
-    MONITORING_TYPES,
     command_type,
-    counter_quality_from_bits,
     from_c104_time,
-    normalize,
-    quality_from_bits,
+    monitored_types,
     resolve_ipv4,
     validate_points,
     value_class,
@@ -130,7 +133,6 @@ _ERROR_COTS = {
     46: "unknown common address",
     47: "unknown information object address",
 }
-_FOLLOWED_CAUSES = (c104.Umc.UNKNOWN_IOA, c104.Umc.MISMATCHED_TYPE_ID)
 
 
 def _ignore_station(client: c104.Client, connection: c104.Connection, common_address: int) -> None:
@@ -140,7 +142,7 @@ def _ignore_station(client: c104.Client, connection: c104.Connection, common_add
 def _ignore_point(
     client: c104.Client, station: c104.Station, io_address: int, point_type: c104.Type
 ) -> None:
-    """c104 hook for an unknown IOA: add no point, so the ASDU goes to the unexpected callback."""
+    """c104 hook for an unconfigured IOA: add no point (its data is dropped)."""
 
 
 class _Runtime:
@@ -296,12 +298,18 @@ class _Link:
             raise ProtocolError(f"{spec.device}: c104 refused a connection to {self.name}")
         self._conn = connection
         _apply_timers(connection.protocol_parameters, spec)
-        connection.on_unexpected_message(callable=self._cb_message)
+        connection.on_receive_raw(callable=self._cb_received)
 
     # -- masters --------------------------------------------------------------------------
 
     def attach(self, master: "MasterImpl") -> c104.Station:
-        """Add ``master``'s station (and its command points) to this link."""
+        """Add ``master``'s station, a c104 point per monitored IOA and its command points.
+
+        The monitored points only keep c104 from asking Python (with the GIL,
+        on the receive thread) what to do with an IOA it does not know; their
+        values come from the raw frames. Unconfigured IOAs still reach
+        ``_ignore_point``, once per ASDU.
+        """
         device, ca = master.link.device, master.link.address
         for name in _TIMING_FIELDS:
             if getattr(master.link, name) != getattr(self.spec, name):
@@ -320,6 +328,9 @@ class _Link:
         )
         if station is None:
             raise ProtocolError(f"{device}: c104 refused station {ca} on {self.name}")
+        for spec in master.points.values():
+            if spec.monitored and station.get_point(io_address=spec.address) is None:
+                station.add_point(io_address=spec.address, type=monitored_types(spec)[0])
         for spec in master.points.values():
             if spec.control is None:
                 continue
@@ -355,6 +366,8 @@ class _Link:
     # -- connection life cycle (event loop) -------------------------------------------------
 
     def start(self) -> None:
+        if self._closed:
+            return
         self._attempt_started = time.time()
         self._client.start()
 
@@ -370,7 +383,6 @@ class _Link:
         await stopping
         # the connection holds these bound methods: drop them so the link can be freed
         try:
-            self._conn.on_unexpected_message(callable=None)  # type: ignore[arg-type]
             self._conn.on_receive_raw(callable=None)  # type: ignore[arg-type]
             self._conn.on_send_raw(callable=None)  # type: ignore[arg-type]
         except RuntimeError as exc:  # c104 gave up on a lock: the link is merely not freed
@@ -641,21 +653,20 @@ class _Link:
 
     def _watch(self, key: tuple[int, int, int], pending: _PendingCommand) -> None:
         if not self._watched:
-            self._set_raw_callbacks(on=True)
+            self._watch_sent(on=True)
         self._watched[key] = pending
 
     def _unwatch(self, key: tuple[int, int, int]) -> None:
         del self._watched[key]
         if not self._watched and not self._closed:
-            self._set_raw_callbacks(on=False)
+            self._watch_sent(on=False)
 
-    def _set_raw_callbacks(self, *, on: bool) -> None:
-        """Watch frames only while commands are in flight: every frame costs a Python call."""
+    def _watch_sent(self, *, on: bool) -> None:
+        """Watch sent frames only while commands are in flight: each costs a Python call."""
         try:
-            self._conn.on_receive_raw(callable=self._cb_received if on else None)  # type: ignore[arg-type]
             self._conn.on_send_raw(callable=self._cb_sent if on else None)  # type: ignore[arg-type]
         except RuntimeError as exc:  # c104 gave up on a lock; c104's own result decides then
-            _log.debug("%s: frame watch not %s: %s", self.name, "set" if on else "cleared", exc)
+            _log.debug("%s: send watch not %s: %s", self.name, "set" if on else "cleared", exc)
 
     def _worker_done(self, key: tuple[int, int], worker: "asyncio.Future[bool]") -> None:
         if self._workers.get(key) is worker:
@@ -705,53 +716,34 @@ class _Link:
 
     # -- c104 client thread -----------------------------------------------------------------
 
-    def _cb_message(
-        self, connection: c104.Connection, message: c104.IncomingMessage, cause: c104.Umc
-    ) -> None:
-        """c104 thread: every monitoring ASDU; decoded by the master of its common address."""
-        try:
-            if cause not in _FOLLOWED_CAUSES or message.type not in MONITORING_TYPES:
-                return
-            master = self._masters.get(message.common_address)
-            if master is not None:
-                master._on_asdu(message)
-        except Exception:
-            _log.exception("%s: cannot decode %s", self.name, message.type)
-
     def _cb_received(self, connection: c104.Connection, data: bytes) -> None:
-        """c104 thread, only while commands are in flight: note their confirmations."""
+        """c104 thread, every received frame: monitoring data to its master, confirmations."""
         try:
-            frame = _command_frame(data)
-            if frame is not None:
-                pending = self._watched.get(frame[0])
-                if pending is not None:
-                    pending.add(*frame[1:])
+            asdu = monitoring_objects(data)
+            if asdu is not None:
+                master = self._masters.get(asdu[1])
+                if master is not None:
+                    master._on_objects(asdu[0], asdu[2], asdu[3])
+                return
+            if self._watched:
+                frame = command_frame(data)
+                if frame is not None:
+                    pending = self._watched.get(frame[0])
+                    if pending is not None:
+                        pending.add(*frame[1:])
         except Exception:
-            _log.exception("%s: cannot parse a command confirmation", self.name)
+            _log.exception("%s: cannot decode a received frame %s", self.name, data.hex())
 
     def _cb_sent(self, connection: c104.Connection, data: bytes) -> None:
         """c104 thread, only while commands are in flight: note sent executes."""
         try:
-            frame = _command_frame(data)
+            frame = command_frame(data)
             if frame is not None:
                 pending = self._watched.get(frame[0])
                 if pending is not None and frame[1] == _COT_ACT and not frame[3]:
                     pending.execute_sent = True
         except Exception:
             _log.exception("%s: cannot parse a sent command", self.name)
-
-
-def _command_frame(data: bytes) -> tuple[tuple[int, int, int], int, bool, bool] | None:
-    """((CA, type id, IOA), COT, negative, select) of an I-frame with one command, else None.
-
-    Layout: APCI (6 octets), type, VSQ, COT, OA, CA (2), IOA (3), the object;
-    its last octet is the SCO/DCO/RCO/QOS qualifier whose bit 8 is S/E.
-    """
-    if len(data) < 16 or data[2] & 0x01 or data[6] not in COMMAND_TYPES:
-        return None
-    ca = data[10] | data[11] << 8
-    ioa = data[12] | data[13] << 8 | data[14] << 16
-    return (ca, data[6], ioa), data[8] & 0x3F, bool(data[8] & 0x40), bool(data[-1] & 0x80)
 
 
 def _refused(reason: str) -> CommandResult:
@@ -835,7 +827,8 @@ class MasterImpl(Master):
             raise
         self._link = link
         if created:
-            link.start()
+            # after the masters started with this one have attached their stations
+            loop.call_soon(link.start)
 
     async def stop(self) -> None:
         """Leave the link (closing it if no other station uses it); no link_down is reported."""
@@ -867,6 +860,7 @@ class MasterImpl(Master):
     # -- called by the link on the event loop -------------------------------------------------
 
     def _link_up(self) -> None:
+        self.sink.flush()  # what arrived before goes first
         if self._reported is not True:
             self._reported = True
             try:
@@ -876,6 +870,7 @@ class MasterImpl(Master):
         self._interrogate(clock=True)
 
     def _link_down(self, reason: str) -> None:
+        self.sink.flush()  # values received before the loss must not clear its marking
         self._cancel_integrity()
         if self._reported is not False:
             self._reported = False
@@ -905,29 +900,23 @@ class MasterImpl(Master):
 
     # -- c104 client thread -------------------------------------------------------------------
 
-    def _on_asdu(self, message: c104.IncomingMessage) -> None:
-        """Decode every configured object of one monitoring ASDU and push them in one batch."""
+    def _on_objects(self, type_id: int, test: bool, objects: list[Object]) -> None:
+        """Map the decoded objects of one monitoring ASDU onto points; push them in one batch."""
         receive_time = time.time()
-        type_ = message.type
-        to_quality = counter_quality_from_bits if type_ in COUNTER_TYPES else quality_from_bits
-        test = Quality.TEST if message.is_test else Quality.GOOD
+        flag = Quality.TEST if test else Quality.GOOD
         monitored = self._monitored
         updates: list[PointUpdate] = []
-        message.first()
-        while message.next():
-            entry = monitored.get(message.io_address)
-            if entry is None:
-                continue
-            info = message.info
-            quality = info.quality
-            updates.append(
-                PointUpdate(
-                    entry[0],
-                    normalize(info.value, type_, entry[1]),
-                    to_quality(quality.value if quality is not None else 0) | test,
-                    from_c104_time(info.recorded_at),
-                    receive_time,
+        for ioa, value, quality, source_time in objects:
+            entry = monitored.get(ioa)
+            if entry is not None:
+                updates.append(
+                    PointUpdate(
+                        entry[0],
+                        point_value(value, type_id, entry[1]),
+                        quality | flag,
+                        source_time,
+                        receive_time,
+                    )
                 )
-            )
         if updates:
             self.sink.push_many(updates)

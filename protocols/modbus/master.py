@@ -45,7 +45,7 @@ class _LinkLost(Exception):
 class _Read:
     """One planned read and, per point in it, (handle, offset in the data, decoder)."""
 
-    __slots__ = ("block", "failing", "slots")
+    __slots__ = ("block", "failing", "raw", "slots")
 
     def __init__(self, block: layout.Block) -> None:
         self.block = block
@@ -54,6 +54,8 @@ class _Read:
         ]
         #: the last read of this block got an exception response (logged once)
         self.failing = False
+        #: the bits or registers of the last good read: unchanged data needs no decoding
+        self.raw: Sequence[int] | Sequence[bool] | None = None
 
 
 class ModbusMaster(Master):
@@ -246,6 +248,7 @@ class ModbusMaster(Master):
     def _report_up(self) -> None:
         if self._link_up is True:
             return
+        self.sink.flush()  # what arrived before goes first
         self._link_up = True
         _log.info("%s: link up", self.link.device)
         try:
@@ -256,6 +259,7 @@ class ModbusMaster(Master):
     def _report_down(self, reason: str) -> None:
         if self._link_up is False:
             return
+        self.sink.flush()  # values read before the loss must not clear its marking
         self._link_up = False
         _log.warning("%s: link down: %s", self.link.device, reason)
         try:
@@ -315,10 +319,14 @@ class ModbusMaster(Master):
                     block.count,
                     exception_name(response.exception_code),
                 )
+            read.raw = None
             results = [(handle, math.nan, invalid) for handle, _, _ in read.slots]
         else:
             read.failing = False
             raw = response.bits if read.block.table in layout.BIT_TABLES else response.registers
+            if raw == read.raw and not full:
+                return  # every point decodes as before: nothing to report
+            read.raw = raw
             results = [(handle, *decode(raw, offset)) for handle, offset, decode in read.slots]
         for handle, value, quality in results:
             previous = last.get(handle)

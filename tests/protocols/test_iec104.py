@@ -30,6 +30,7 @@ from protocols.base import (
     UpdateSink,
 )
 from protocols.iec104 import MasterImpl, OutstationImpl
+from protocols.iec104.frames import monitoring_objects
 from protocols.iec104.mapping import (
     counter_quality_from_bits,
     from_c104_time,
@@ -235,6 +236,48 @@ def test_single_and_double_points_carry_no_overflow_bit() -> None:
 def test_time_round_trips_through_c104_naive_local_time() -> None:
     info = c104.ShortInfo(1.0, c104.Quality(), to_c104_time(1_700_000_000.123))
     assert from_c104_time(info.recorded_at) == pytest.approx(1_700_000_000.123, abs=1e-6)
+
+
+def _apdu(asdu: bytes) -> bytes:
+    return bytes([0x68, 4 + len(asdu), 0, 0, 0, 0]) + asdu
+
+
+def test_raw_decoder_sequences_time_tags_and_bad_frames() -> None:
+    """The master's own ASDU decoder (it never asks c104 to decode, see protocols.iec104.frames)."""
+    # SQ = 1: three single points from IOA 10, one IOA for all; CA 7
+    sq = _apdu(bytes([1, 0x83, 20, 0, 7, 0, 10, 0, 0, 0x01, 0x00, 0x81]))
+    assert monitoring_objects(sq) == (
+        1,
+        7,
+        False,
+        [(10, 1, Quality.GOOD, None), (11, 0, Quality.GOOD, None), (12, 1, Quality.INVALID, None)],
+    )
+    # M_ME_TF_1 with a valid and an invalid (IV) CP56Time2a; 2023-11-21 12:30:10.000 UTC
+    stamp = bytes([0x10, 0x27, 30, 12, 21, 11, 23])
+    bad_stamp = bytes([0x10, 0x27, 30 | 0x80, 12, 21, 11, 23])
+    objects = [
+        struct.pack("<I", ioa)[:3] + struct.pack("<fB", value, 0) + tag
+        for ioa, value, tag in ((100, 1.5, stamp), (101, -2.0, bad_stamp))
+    ]
+    decoded = monitoring_objects(_apdu(bytes([36, 2, 3, 0, 7, 0]) + b"".join(objects)))
+    utc = datetime.datetime(2023, 11, 21, 12, 30, 10, tzinfo=datetime.UTC).timestamp()
+    assert decoded == (
+        36,
+        7,
+        False,
+        [(100, 1.5, Quality.GOOD, utc), (101, -2.0, Quality.GOOD, None)],
+    )
+    # normalized value (fraction of 2**15), step position (7-bit signed), counter with carry
+    nva = _apdu(bytes([9, 1, 3, 0, 7, 0, 5, 0, 0]) + struct.pack("<hB", -16384, 0x10))
+    assert monitoring_objects(nva) == (9, 7, False, [(5, -0.5, Quality.BLOCKED, None)])
+    vti = _apdu(bytes([5, 1, 3, 0, 7, 0, 6, 0, 0, 0x7D, 0]))
+    assert monitoring_objects(vti) == (5, 7, False, [(6, -3, Quality.GOOD, None)])
+    bcr = _apdu(bytes([15, 1, 37, 0, 7, 0, 7, 0, 0]) + struct.pack("<iB", 1234, 0x20 | 3))
+    assert monitoring_objects(bcr) == (15, 7, False, [(7, 1234, Quality.OVERFLOW, None)])
+    # not decoded: a count that does not match the length, S-frames, command types
+    assert monitoring_objects(sq[:-1]) is None
+    assert monitoring_objects(bytes([0x68, 4, 0x01, 0, 2, 0])) is None
+    assert monitoring_objects(_apdu(bytes([45, 1, 7, 0, 7, 0, 1, 0, 0, 1]))) is None
 
 
 @pytest.mark.parametrize(

@@ -33,11 +33,9 @@ from functools import partial
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -67,6 +65,7 @@ from hmi.model.adms import Estimate, Plan
 from hmi.model.console import ConnectionState, ConsoleModel
 from hmi.model.points import format_time
 from hmi.qt import style
+from hmi.qt.rows import Index, RowTableModel
 
 __all__ = ["AdmsPanel", "PlanTableModel"]
 
@@ -80,15 +79,15 @@ APPROVE_TIMEOUT_S = 600.0
 STUDY_TIMEOUT_S = 120.0
 _OK, _BUSY, _ERROR = "#3ec46d", "#4ea8ff", "#ff3b3b"
 
-Index = QModelIndex | QPersistentModelIndex
-
 
 def _is_plan(data: Any) -> bool:
     return isinstance(data, dict) and "id" in data and "steps" in data
 
 
-class PlanTableModel(QAbstractTableModel):
+class PlanTableModel(RowTableModel):
     """The plans of the store, open ones first, newest first."""
+
+    columns = PLAN_COLUMNS
 
     def __init__(self, model: ConsoleModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -104,19 +103,6 @@ class PlanTableModel(QAbstractTableModel):
 
     def row_of(self, plan_id: str) -> int | None:
         return next((i for i, p in enumerate(self.rows) if p.id == plan_id), None)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return len(PLAN_COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt override
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return PLAN_COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -17,11 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     Signal,
 )
@@ -45,17 +42,18 @@ from hmi.model.alarms import PRIORITY_NAMES, Alarm, AlarmFilter
 from hmi.model.console import ConsoleModel
 from hmi.model.points import format_time
 from hmi.qt import style
+from hmi.qt.rows import Index, RowTableModel
 
 __all__ = ["AlarmBanner", "AlarmSummary", "AlarmTableModel"]
 
 COLUMNS = ("Time", "Pri", "Area", "Device", "Source", "Message", "Value", "State", "Ack by")
 SHELVE_CHOICES_S = {"15 min": 900.0, "1 h": 3600.0, "8 h": 8 * 3600.0}
 
-Index = QModelIndex | QPersistentModelIndex
 
-
-class AlarmTableModel(QAbstractTableModel):
+class AlarmTableModel(RowTableModel):
     """The filtered alarm list as a Qt table model."""
+
+    columns = COLUMNS
 
     def __init__(self, model: ConsoleModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -86,19 +84,6 @@ class AlarmTableModel(QAbstractTableModel):
                 self.index(len(self.rows) - 1, len(COLUMNS) - 1),
                 [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole],
             )
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return len(COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt override
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -18,11 +18,9 @@ import time
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDateTime,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -52,6 +50,7 @@ from hmi.client import ConsoleClient, Reply
 from hmi.model.console import ConsoleModel
 from hmi.model.points import PointState, format_time
 from hmi.qt import style
+from hmi.qt.rows import Index, RowTableModel
 
 __all__ = [
     "BreakerPanel",
@@ -62,7 +61,6 @@ __all__ = [
     "record_table",
 ]
 
-Index = QModelIndex | QPersistentModelIndex
 POINT_COLUMNS = ("Point", "Description", "Value", "Quality", "Source time", "Receive time")
 ALL_DEVICES = "(all devices)"
 
@@ -91,8 +89,10 @@ def record_table() -> QTableWidget:
     return t
 
 
-class PointTableModel(QAbstractTableModel):
+class PointTableModel(RowTableModel):
     """Points of one device (None: all) with live values and quality."""
+
+    columns = POINT_COLUMNS
 
     def __init__(self, model: ConsoleModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -121,19 +121,6 @@ class PointTableModel(QAbstractTableModel):
             self.dataChanged.emit(
                 self.index(min(rows), 2), self.index(max(rows), len(POINT_COLUMNS) - 1)
             )
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
-        return len(POINT_COLUMNS)
-
-    def headerData(  # noqa: N802 - Qt override
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return POINT_COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

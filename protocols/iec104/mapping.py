@@ -23,6 +23,7 @@ import datetime
 import functools
 import ipaddress
 import socket
+import sys
 from collections.abc import Iterable
 
 import c104
@@ -53,6 +54,20 @@ __all__ = [
 ]
 
 IOA_MAX = 0xFFFFFF
+
+#: c104 aborts the process ("Potential Deadlock") when one of its threads waits over 100 ms
+#: for a mutex another of its threads holds while it waits for the GIL. With many threads
+#: after the GIL, the default 5 ms switch interval makes such waits likely on a loaded
+#: machine, so a process that opens c104 links switches the GIL more often.
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+def shorten_gil_switch_interval() -> None:
+    """Lower the interpreter's GIL switch interval to :data:`GIL_SWITCH_INTERVAL_S` (once)."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
 CA_MIN, CA_MAX = 1, 0xFFFE
 
 T = c104.Type

@@ -93,6 +93,7 @@ from protocols.iec104.mapping import (
     from_c104_time,
     monitored_types,
     resolve_ipv4,
+    shorten_gil_switch_interval,
     validate_points,
     value_class,
 )
@@ -795,6 +796,7 @@ class MasterImpl(Master):
         sink: UpdateSink,
         listener: LinkListener,
     ) -> None:
+        shorten_gil_switch_interval()
         super().__init__(link, points, sink, listener)
         validate_points(link.device, link.address, points)
         #: IOA -> (handle, value class), read on c104's thread

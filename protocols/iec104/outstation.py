@@ -67,6 +67,7 @@ from protocols.iec104.mapping import (
     monitored_types,
     quality_to_c104,
     resolve_ipv4,
+    shorten_gil_switch_interval,
     to_c104_time,
     validate_points,
 )
@@ -168,6 +169,7 @@ class OutstationImpl(Outstation):
         handler: OutstationHandler,
     ) -> None:
         super().__init__(link, points, handler)
+        shorten_gil_switch_interval()
         validate_points(link.device, link.address, points)
         self._monitored = {p.handle: _Monitored(p) for p in points if p.monitored}
         #: control IOA -> point, read on c104's thread

@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,11 @@ from server.api.network import NetworkService, install_network
 from server.auth import Role
 from server.settings import ApiSettings, HistorianSettings, ServerSettings, UserSettings
 from server.wiring import ControlCentre
+
+if TYPE_CHECKING:
+    from pytestqt.qtbot import QtBot
+
+    from hmi.app import Console
 
 T = TypeVar("T")
 
@@ -186,3 +191,26 @@ def server() -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture
+def open_console(qtbot: QtBot, server: LiveServer) -> Iterator[Callable[[str], Console]]:
+    """Open logged-in consoles on ``server`` (``open_console(user)``); closed after the test."""
+    from hmi.app import Console  # Qt is loaded for the console tests only
+
+    opened: list[Console] = []
+
+    def open_as(user: str) -> Console:
+        console = Console(server.url)
+        opened.append(console)
+        qtbot.addWidget(console.window)
+        console.login(user, PASSWORDS[user])
+        console.window.resize(1400, 900)
+        console.window.show()
+        console.start()
+        qtbot.waitUntil(console.ready, timeout=20_000)
+        return console
+
+    yield open_as
+    for console in opened:
+        console.close()

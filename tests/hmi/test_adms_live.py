@@ -10,7 +10,7 @@ The tests run in file order on one server; each puts the rig back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from PySide6.QtCore import Qt
@@ -21,30 +21,10 @@ from hmi.client import ApiError
 from hmi.model.adms import Plan, loading_band, voltage_band
 from hmi.qt import style
 from hmi.qt.diagram import describe
-from tests.hmi.conftest import PASSWORDS, LiveServer, wait_until
+from tests.hmi.conftest import LiveServer, wait_until
 
 #: waits that include power flows and select-before-operate with check-back
 ACT_MS = 60_000
-
-
-@pytest.fixture
-def open_console(qtbot: QtBot, server: LiveServer) -> Iterator[Callable[[str], Console]]:
-    opened: list[Console] = []
-
-    def open_as(user: str) -> Console:
-        console = Console(server.url)
-        opened.append(console)
-        qtbot.addWidget(console.window)
-        console.login(user, PASSWORDS[user])
-        console.window.resize(1400, 900)
-        console.window.show()
-        console.start()
-        qtbot.waitUntil(console.ready, timeout=20_000)
-        return console
-
-    yield open_as
-    for console in opened:
-        console.close()
 
 
 def _plan(console: Console, app: str, predicate: Callable[[Plan], bool] = lambda p: True) -> Plan:

@@ -8,9 +8,8 @@ the server recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -22,26 +21,6 @@ from hmi.qt.login import LoginDialog
 from tests.hmi.conftest import PASSWORDS, LiveServer, wait_until
 
 OPEN, CLOSED = 1.0, 2.0  # double-point states
-
-
-@pytest.fixture
-def open_console(qtbot: QtBot, server: LiveServer) -> Iterator[Callable[[str], Console]]:
-    opened: list[Console] = []
-
-    def open_as(user: str) -> Console:
-        console = Console(server.url)
-        opened.append(console)
-        qtbot.addWidget(console.window)
-        console.login(user, PASSWORDS[user])
-        console.window.resize(1400, 900)
-        console.window.show()
-        console.start()
-        qtbot.waitUntil(console.ready, timeout=20_000)
-        return console
-
-    yield open_as
-    for console in opened:
-        console.close()
 
 
 def test_network_and_live_values_arrive(
